@@ -12,7 +12,9 @@
 # its objects, programs and tests to the lists below. Objects go to build/<variant>/<path>.o.
 
 VARIANT ?= release
-B := build/$(VARIANT)
+BUILD_ROOT ?= build
+B := $(BUILD_ROOT)/$(VARIANT)
+export BUILD_ROOT
 
 ifeq ($(VARIANT),fuzz)
 CC := clang
@@ -122,8 +124,8 @@ check: deps
 
 check-run:
 	@sh tests/run-tests.sh \
-	    $(addprefix release:,$(subst $(B)/,build/release/,$(UNIT_TESTS))) \
-	    $(addprefix asan:,$(subst $(B)/,build/asan/,$(UNIT_TESTS))) \
+	    $(addprefix release:,$(subst $(B)/,$(BUILD_ROOT)/release/,$(UNIT_TESTS))) \
+	    $(addprefix asan:,$(subst $(B)/,$(BUILD_ROOT)/asan/,$(UNIT_TESTS))) \
 	    $(addprefix replay:,$(FUZZ_TARGETS)) \
 	    $(addprefix integration:,$(INTEGRATION))
 
@@ -134,7 +136,7 @@ integration: build
 	@sh tests/run-tests.sh $(addprefix integration:,$(INTEGRATION))
 
 fuzz-build:
-	@$(MAKE) --no-print-directory VARIANT=fuzz $(FUZZ_TARGETS:%=build/fuzz/fuzz/fuzz_%)
+	@$(MAKE) --no-print-directory VARIANT=fuzz $(FUZZ_TARGETS:%=$(BUILD_ROOT)/fuzz/fuzz/fuzz_%)
 
 FUZZ_SECONDS ?= 60
 fuzz: deps fuzz-build

@@ -4,7 +4,8 @@
 #   release:/asan:PATH   a cmocka binary        replay:NAME   fuzz corpus replay under ASan
 #   integration:SCRIPT   a shell script that starts real daemons on loopback
 set -u
-logs=build/test-logs
+R=${BUILD_ROOT:-build}
+logs=$R/test-logs
 mkdir -p "$logs"
 pass=0; fail=0; failed=""
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}"
@@ -16,8 +17,8 @@ for t in "$@"; do
     start=$(date +%s)
     case $kind in
     release|asan) "$path" >"$log" 2>&1 ;;
-    replay) build/asan/fuzz/replay_"$path" tests/fuzz/corpus/"$path" >"$log" 2>&1 ;;
-    integration) BUILD=build/release sh "$path" >"$log" 2>&1 ;;
+    replay) $R/asan/fuzz/replay_"$path" tests/fuzz/corpus/"$path" >"$log" 2>&1 ;;
+    integration) BUILD=$R/release sh "$path" >"$log" 2>&1 ;;
     *) echo "run-tests: unknown kind $kind" >"$log"; false ;;
     esac
     rc=$?

@@ -4,7 +4,7 @@
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(B)/%.o)
 COMMON_LIB  := $(B)/libtpscommon.a
-COMMON_LDLIBS = $(PKG_SSL) $(PKG_Z) -lpthread
+COMMON_LDLIBS = $(PKG_SSL) $(PKG_HTTP) $(PKG_Z) -lpthread
 
 LIBS_OUT += $(COMMON_LIB)
 

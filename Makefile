@@ -84,9 +84,17 @@ $(B)/.flags: FORCE
 	@echo '$(CC) $(CFLAGS_ALL)' | cmp -s - $@ || echo '$(CC) $(CFLAGS_ALL)' > $@
 FORCE:
 
+# V=1 shows whole command lines.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 $(B)/%.o: %.c $(B)/.flags
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	@$(if $(Q),echo '  CC      $<  [$(VARIANT)]')
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 include common/common.mk
 -include libfailover/libfailover.mk

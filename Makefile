@@ -118,10 +118,12 @@ deps:
 # Libfuzzer binaries (VARIANT=fuzz) and plain replay binaries (other variants) from one source.
 $(B)/fuzz/fuzz_%: $(B)/tests/fuzz/fuzz_%.o $(FUZZ_LIBS)
 	@mkdir -p $(@D)
-	$(CC) -fsanitize=fuzzer $(LDSAN) -o $@ $^ $(FUZZ_LDLIBS)
+	$(CC) -fsanitize=fuzzer $(LDSAN) -o $@ $(filter %.o,$^) \
+	    -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(FUZZ_LDLIBS)
 $(B)/fuzz/replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay_main.o $(FUZZ_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(LDSAN) -o $@ $^ $(FUZZ_LDLIBS)
+	$(CC) $(LDSAN) -o $@ $(filter %.o,$^) \
+	    -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(FUZZ_LDLIBS)
 
 # `make check`: everything, from a fresh machine. Unit tests run twice (release and
 # ASan/UBSan); fuzz corpora replay under ASan; integration scripts start real daemons.

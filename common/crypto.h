@@ -93,7 +93,7 @@ enum cmn_rc cmn_crypto_retail_mac(const uint8_t key[16], const uint8_t *icv, con
 /* AES-CMAC (NIST SP 800-38B, RFC 4493), key 16/24/32 bytes, full 16-byte tag. */
 enum cmn_rc cmn_crypto_aes_cmac(const uint8_t *key, size_t key_len, const uint8_t *msg, size_t n,
                                 uint8_t mac[16]);
-/* HMAC-SHA256, any key length (0..1024). */
+/* HMAC-SHA256, key length 1..1024. */
 enum cmn_rc cmn_crypto_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg,
                                    size_t n, uint8_t mac[32]);
 

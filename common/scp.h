@@ -139,10 +139,20 @@ enum cmn_rc cmn_scp_ext_auth_build(struct cmn_scp *s, uint8_t level,
 /* Host: wraps a plain command (its CLA is replaced by 84) into its wire form per protocol and
  * level: C-MAC with ICV chaining, C-DEC at level 03. Le is copied, never MACed (dropped on
  * SCP01 when scp01_omit_le). [in] plain, [out] wire (may not alias plain).
- * CMN_ETOOBIG if the wrapped data would exceed 255 bytes (plain lc limits: SCP01 enc 239,
- * SCP02 enc 239, SCP03 enc 223, MAC only 247); CMN_EINVAL if not in CMN_SCP_AUTH.
+ * CMN_ETOOBIG if the wrapped data would exceed 255 bytes (plain lc limits: 239 at level
+ * 03 for every protocol, 247 with MAC only); CMN_EINVAL if not in CMN_SCP_AUTH.
  * The chain advances only on success. */
 enum cmn_rc cmn_scp_wrap(struct cmn_scp *s, const struct cmn_apdu *plain, struct cmn_apdu *wire);
+
+/* Per-command options of cmn_scp_wrap_ex / cmn_scp_unwrap_ex. */
+#define CMN_SCP_NO_ENC 0x01u       /* host: MAC only even at level 03 (SCP01/02 PUT KEY as
+                                    * in the §5.3 vector: key data already KEK-encrypted) */
+#define CMN_SCP_ACCEPT_PLAIN 0x02u /* card, SCP01/02 level 03: if the C-DEC reading fails,
+                                    * also accept the MAC-only reading (PUT KEY, where the
+                                    * TPS generations disagree) */
+/* cmn_scp_wrap with options (CMN_SCP_NO_ENC). The SCP03 counter still advances. */
+enum cmn_rc cmn_scp_wrap_ex(struct cmn_scp *s, const struct cmn_apdu *plain, unsigned flags,
+                            struct cmn_apdu *wire);
 
 /* Card: checks an EXTERNAL AUTHENTICATE command (CLA 84, INS 82) in CMN_SCP_INIT: level,
  * host cryptogram (constant time), C-MAC with ICV 0. On success enters CMN_SCP_AUTH and sets
@@ -157,6 +167,9 @@ enum cmn_rc cmn_scp_card_ext_auth(struct cmn_scp *s, const struct cmn_apdu *cmd,
  * session ends (keys wiped). On success *sw = 9000. */
 enum cmn_rc cmn_scp_unwrap(struct cmn_scp *s, const struct cmn_apdu *wire, struct cmn_apdu *plain,
                            uint16_t *sw);
+/* cmn_scp_unwrap with options (CMN_SCP_ACCEPT_PLAIN). */
+enum cmn_rc cmn_scp_unwrap_ex(struct cmn_scp *s, const struct cmn_apdu *wire, unsigned flags,
+                              struct cmn_apdu *plain, uint16_t *sw);
 
 /* --- PUT KEY key set data (§2.6, backends §3.9) --- */
 
@@ -164,7 +177,7 @@ enum cmn_rc cmn_scp_unwrap(struct cmn_scp *s, const struct cmn_apdu *wire, struc
  * (newks->version = new version), each key wrapped with cmn_key_encrypt(wrap_key):
  * SCP01 wrap_key = current static KEK, SCP02 = session DEK, SCP03 = current static KEK.
  * SCP01/02: DES3-16 keys, types 81/80; SCP03: AES-128 (88 11 10) or AES-256 (88 21 20).
- * [out] out, out_len (67 bytes for DES/AES-128, 115 for AES-256). */
+ * [out] out, out_len (67 bytes for SCP01/02, 70 for AES-128, 118 for AES-256). */
 enum cmn_rc cmn_keyset_data_build(enum cmn_scp_proto proto, const struct cmn_key *wrap_key,
                                   const struct cmn_keyset *newks, uint8_t *out, size_t cap,
                                   size_t *out_len);

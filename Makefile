@@ -84,6 +84,9 @@ $(B)/.flags: FORCE
 	@echo '$(CC) $(CFLAGS_ALL)' | cmp -s - $@ || echo '$(CC) $(CFLAGS_ALL)' > $@
 FORCE:
 
+# Keep objects of pattern-built programs (tests) between runs.
+.SECONDARY:
+
 # V=1 shows whole command lines.
 ifeq ($(V),1)
 Q :=
@@ -100,6 +103,7 @@ include common/common.mk
 -include libfailover/libfailover.mk
 -include tests/sim/sim.mk
 -include tokenclient/tokenclient.mk
+include tokenclient/tc.mk
 -include gateway/gateway.mk
 -include tools/tkskey/tkskey.mk
 -include bench/bench.mk

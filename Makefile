@@ -103,7 +103,7 @@ include common/common.mk
 -include libfailover/libfailover.mk
 -include tests/sim/sim.mk
 -include tokenclient/tokenclient.mk
-include tokenclient/tc.mk
+-include tokenclient/tc.mk
 -include gateway/gateway.mk
 -include tools/tkskey/tkskey.mk
 -include bench/bench.mk

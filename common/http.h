@@ -24,7 +24,7 @@ struct cmn_http_limits {
 };
 #define CMN_HTTP_DEF_MAX_HEAD 16384
 #define CMN_HTTP_DEF_MAX_HEADERS 64
-#define CMN_HTTP_DEF_MAX_BODY (1024 * 1024)
+#define CMN_HTTP_DEF_MAX_BODY ((size_t)1024 * 1024)
 #define CMN_HTTP_DEF_MAX_CHUNK 65536
 #define CMN_HTTP_DEF_TIMEOUT_MS 30000
 
@@ -51,8 +51,13 @@ struct cmn_http_conn;
 enum cmn_rc cmn_http_conn_new_fd(int fd, const struct cmn_http_limits *lim,
                                  struct cmn_http_conn **out);
 /* Same over an OpenSSL connection (borrowed; its fd must be set with SSL_set_fd and is switched
- * to O_NONBLOCK). The handshake is done by cmn_http_conn_handshake() or already done by the
- * caller. Reads are SSL_pending-aware: buffered TLS bytes are used before polling. */
+ * to O_NONBLOCK). If no handshake has started, the side is set here: the caller's
+ * SSL_set_accept_state()/SSL_set_connect_state() choice if made, else server for a
+ * TLS_server_method (or generic TLS_method) context and client for TLS_client_method. The
+ * handshake is done by cmn_http_conn_handshake(), or implicitly by the first read/write.
+ * Reads are SSL_pending-aware: buffered TLS bytes are used before polling. OpenSSL's socket
+ * BIO writes with write(2): a process using TLS must ignore SIGPIPE (plain fds use
+ * MSG_NOSIGNAL and need not). */
 enum cmn_rc cmn_http_conn_new_ssl(SSL *ssl, const struct cmn_http_limits *lim,
                                   struct cmn_http_conn **out);
 /* Same over a caller transport (memory buffers in tests and fuzzing). io and ctx are borrowed

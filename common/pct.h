@@ -15,7 +15,12 @@
  * (out is then unchanged), CMN_ENOMEM. */
 enum cmn_rc cmn_pct_encode(struct cmn_buf *out, const uint8_t *in, size_t n);
 
-/* Same for a NUL-terminated string (NULL encodes as nothing). */
+/* Java's form encoding (java.net.URLEncoder), which our server uses for the texts of an
+ * EXTENDED_LOGIN_REQUEST as the Java TPS does (tps-protocol §8, example §9.2): like
+ * cmn_pct_encode() but '.', '-', '*' and '_' stay raw. */
+enum cmn_rc cmn_pct_encode_java(struct cmn_buf *out, const uint8_t *in, size_t n);
+
+/* Same as cmn_pct_encode() for a NUL-terminated string (NULL encodes as nothing). */
 enum cmn_rc cmn_pct_encode_str(struct cmn_buf *out, const char *s);
 
 /* Appends every byte of in[0..n) as %XX, uppercase (the pdu_data of a command APDU).

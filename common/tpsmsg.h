@@ -193,7 +193,8 @@ struct cmn_tpsext_item {
 
 /* Parsed extensions. cmn_tpsext_init() first, cmn_tpsext_cleanup() after. */
 struct cmn_tpsext {
-    char *text; /* owned decoded blob with NULs */
+    char *text;      /* owned decoded blob with NULs */
+    size_t text_len; /* bytes allocated for text, minus its final NUL */
     struct cmn_tpsext_item items[CMN_TPSEXT_MAX];
     size_t n;
     char err[CMN_TPSMSG_ERR_MAX];
@@ -277,8 +278,9 @@ struct cmn_tps_authparam {
     const char *option;
 };
 
-/* 16: invalid_pw, blocked, title, description (form-encoded, NULL = omitted),
- * required_parameter0..n-1. n <= 40, id non-empty, else CMN_EINVAL. */
+/* 16: invalid_pw, blocked, title, description (NULL = omitted), required_parameter0..n-1;
+ * texts in Java's form encoding (cmn_pct_encode_java(): '.' '-' '*' '_' raw), as the Java TPS
+ * sends them (§8; byte-exact with §9.2). n <= 40, id non-empty, else CMN_EINVAL. */
 enum cmn_rc cmn_tpsmsg_build_ext_login_request(struct cmn_buf *out, bool invalid_pw,
                                                bool blocked, const char *title,
                                                const char *description,

@@ -59,7 +59,8 @@ PKG_P11_CF  = $(shell pkg-config --cflags p11-kit-1)
 PKG_Z       = -lz
 PKG_HTTP    = -lhttp_parser
 
-CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) -I. -MMD -MP $(EXTRA_CFLAGS)
+BASE_CFLAGS = $(CSTD) $(WARN) $(OPT) -I.
+CFLAGS_ALL = $(BASE_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
 LDFLAGS_PROG = -pie -Wl,-z,relro,-z,now $(LDSAN)
 ifeq ($(VARIANT),fuzz)
 LDFLAGS_PROG = $(LDSAN)
@@ -78,10 +79,12 @@ BENCHES       :=   # bench scripts or binaries
 all: deps
 	@$(MAKE) --no-print-directory build
 
-# The flags stamp: a change of flags rebuilds every object of the variant.
+# The flags stamp: a change of flags rebuilds every object of the variant. It records the
+# flags every object shares (not the per-target EXTRA_CFLAGS, which reach this prerequisite
+# too and would make the stamp flap between targets).
 $(B)/.flags: FORCE
 	@mkdir -p $(@D)
-	@echo '$(CC) $(CFLAGS_ALL)' | cmp -s - $@ || echo '$(CC) $(CFLAGS_ALL)' > $@
+	@echo '$(CC) $(BASE_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(BASE_CFLAGS)' > $@
 FORCE:
 
 # Keep objects of pattern-built programs (tests) between runs.

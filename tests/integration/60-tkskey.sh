@@ -6,7 +6,7 @@
 trap it_cleanup EXIT INT TERM
 it_need softhsm2-util
 W=$(it_workdir)
-K="$IT_TOP/$BUILD/bin/tkskey"
+K="$BUILD/bin/tkskey"
 [ -x "$K" ] || it_fail "$K not built"
 
 for x in a b; do

@@ -11,9 +11,13 @@
 
 : "${BUILD:=build/release}"
 IT_TOP=$(cd "$(dirname "$0")/../.." && pwd)
+# BUILD as an absolute path, so scripts may cd anywhere
+case $BUILD in /*) ;; *) BUILD=$IT_TOP/$BUILD ;; esac
 IT_PIDS=""
-IT_WORKDIR=""
 IT_OK=0
+# One private work directory per script, made now so that W=$(it_workdir) (a subshell) and
+# it_cleanup (the script's shell) agree on it.
+IT_WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/tpsgw-it.XXXXXX")
 
 it_log() {
     echo "[$(date +%H:%M:%S)] $*"
@@ -27,16 +31,14 @@ it_need() {
 }
 
 it_workdir() {
-    if [ -z "$IT_WORKDIR" ]; then
-        IT_WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/tpsgw-it.XXXXXX")
-    fi
     echo "$IT_WORKDIR"
 }
 
-# A free port: random in 20000-59999, not currently bound (checked with ss).
+# A free port: random in 21000-32499 (below the kernel's ephemeral range, so an outgoing
+# connection cannot take it meanwhile), not currently bound (checked with ss).
 it_port() {
     while :; do
-        p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000 ))
+        p=$(( 21000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 11500 ))
         if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
             echo "$p"
             return 0

@@ -8,7 +8,8 @@ libssl-dev libcurl4-openssl-dev libldap-dev libcmocka-dev libpcsclite-dev libhtt
 libexpat1-dev libjson-c-dev libp11-kit-dev zlib1g-dev
 openssl curl ca-certificates procps iproute2 tmux
 pcscd pcsc-tools vsmartcard-vpcd opensc coolkey
-slapd ldap-utils haproxy softhsm2"
+slapd ldap-utils haproxy softhsm2
+chromium binutils"
 
 missing=""
 for p in $PKGS; do
@@ -16,6 +17,13 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
+# Node.js and npm (browser tests): any installation will do; the machine image may carry its
+# own Node.js package, which includes npm and conflicts with Debian's npm package.
+if ! command -v node >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+elif ! command -v npm >/dev/null 2>&1; then
+    missing="$missing npm"
+fi
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,509 @@
+/* gateway/server.c - listeners, the acceptor, the bounded queue and the workers of tpsgw. The
+ * main thread builds everything (STYLE §5); the acceptor only accepts and queues; a worker
+ * owns a connection (TLS handshake, head, session) for its whole life. */
+#define _GNU_SOURCE 1 /* pipe2, accept4 */
+#include "gateway/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <libfailover/failover.h>
+
+#include "common/http.h"
+#include "common/log.h"
+#include "common/proxy.h"
+#include "gateway/config.h"
+#include "gateway/hooks.h"
+#include "gateway/tks.h"
+
+struct job {
+    int fd;
+    bool tls;
+    char ip[64];
+};
+
+struct tps_server {
+    const struct tps_config *cfg;
+    const struct tps_settings *st;
+    SSL_CTX *ssl_ctx;
+    struct tps_tks *tks;
+    struct tps_hooks *hooks;
+    int lfd[2]; /* [0] plain, [1] TLS; -1 when absent */
+    unsigned port[2];
+    int wake[2]; /* pipe: wakes the acceptor on stop */
+    pthread_t acceptor;
+    pthread_t *workers;
+    unsigned nworkers;
+    bool started;
+    bool accept_proxy;    /* service.acceptProxy */
+    pthread_mutex_t lock; /* guards the queue and `stopping` */
+    pthread_cond_t cond;
+    struct job *queue; /* ring of st->queue_size; guarded by lock */
+    unsigned qhead, qlen;
+    bool stopping;    /* guarded by lock */
+    atomic_uint live; /* sessions being served */
+};
+
+static enum tps_rc
+listen_on(const char *addr, unsigned port, int *fd_out, unsigned *bound, char *err, size_t errlen)
+{
+    struct addrinfo hints, *ai = NULL;
+    char ps[8];
+    int fd = -1, one = 1, g;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    snprintf(ps, sizeof(ps), "%u", port);
+    g = getaddrinfo(addr, ps, &hints, &ai);
+    if (g != 0) {
+        snprintf(err, errlen, "key 'service.bindAddress' = %s: %s", addr, gai_strerror(g));
+        return TPS_ECONFIG;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%u: %s", addr, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return TPS_EIO;
+    }
+    freeaddrinfo(ai);
+    *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return TPS_OK;
+}
+
+static enum tps_rc
+make_ssl_ctx(struct tps_server *srv, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, srv->st->tls_cert_file) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, srv->st->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char e[256];
+        ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+        snprintf(err, errlen, "key 'service.sslCertFile'/'service.sslKeyFile': %s", e);
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return TPS_ECONFIG;
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Needed for session resumption once a peer certificate is involved. */
+    (void)SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tpsgw", 5);
+    srv->ssl_ctx = ctx;
+    return TPS_OK;
+}
+
+enum tps_rc
+tps_server_new(const struct tps_config *cfg, struct tps_server **out, char *err, size_t errlen)
+{
+    struct tps_server *srv;
+    enum tps_rc rc;
+
+    *out = NULL;
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return TPS_ENOMEM;
+    srv->cfg = cfg;
+    srv->st = tps_config_settings(cfg);
+    srv->accept_proxy = tps_cfg_bool(cfg, "service.acceptProxy");
+    srv->lfd[0] = srv->lfd[1] = srv->wake[0] = srv->wake[1] = -1;
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->cond, NULL);
+    atomic_init(&srv->live, 0);
+    srv->queue = calloc(srv->st->queue_size, sizeof(*srv->queue));
+    if (srv->queue == NULL) {
+        rc = TPS_ENOMEM;
+        goto fail;
+    }
+    rc = tps_tks_new(cfg, "tks1", &srv->tks, err, errlen);
+    if (rc != TPS_OK)
+        goto fail;
+    rc = tps_hooks_new(cfg, &srv->hooks, err, errlen);
+    if (rc != TPS_OK)
+        goto fail;
+    if (tps_cfg_isset(cfg, "service.securePort")) {
+        rc = make_ssl_ctx(srv, err, errlen);
+        if (rc != TPS_OK)
+            goto fail;
+    }
+    if (pipe2(srv->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        rc = TPS_EIO;
+        goto fail;
+    }
+    if (tps_cfg_isset(cfg, "service.unsecurePort")) {
+        rc = listen_on(srv->st->bind_address, srv->st->http_port, &srv->lfd[0], &srv->port[0], err,
+                       errlen);
+        if (rc != TPS_OK)
+            goto fail;
+    }
+    if (tps_cfg_isset(cfg, "service.securePort")) {
+        rc = listen_on(srv->st->bind_address, srv->st->https_port, &srv->lfd[1], &srv->port[1], err,
+                       errlen);
+        if (rc != TPS_OK)
+            goto fail;
+    }
+    *out = srv;
+    return TPS_OK;
+fail:
+    tps_server_free(srv);
+    return rc;
+}
+
+unsigned
+tps_server_port(const struct tps_server *srv, bool tls)
+{
+    return srv->port[tls ? 1 : 0];
+}
+
+unsigned
+tps_server_live(const struct tps_server *srv)
+{
+    return atomic_load(&((struct tps_server *)(uintptr_t)srv)->live);
+}
+
+static void
+peer_ip(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    snprintf(out, cap, "-");
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+}
+
+/* Answers 503 on a connection no worker can take, without reading its request (best effort,
+ * never blocking the acceptor: the socket is non-blocking). */
+static void
+refuse_busy(int fd, bool tls)
+{
+    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\nRetry-After: 1\r\n\r\n";
+    int fl = fcntl(fd, F_GETFL);
+
+    if (!tls && fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0)
+        (void)send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL);
+    close(fd);
+}
+
+static void *
+acceptor_main(void *arg)
+{
+    struct tps_server *srv = arg;
+    struct pollfd pf[3];
+
+    for (;;) {
+        nfds_t n = 0;
+        pf[n++] = (struct pollfd){.fd = srv->wake[0], .events = POLLIN};
+        for (int i = 0; i < 2; i++)
+            if (srv->lfd[i] >= 0)
+                pf[n++] = (struct pollfd){.fd = srv->lfd[i], .events = POLLIN};
+        if (poll(pf, n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            CMN_LOG(CMN_LOG_ERROR, "server.poll", NULL, "err=\"%s\"", strerror(errno));
+            break;
+        }
+        if (pf[0].revents != 0)
+            break; /* stop requested */
+        for (nfds_t k = 1; k < n; k++) {
+            bool tls;
+            struct job j;
+            bool queued = false;
+
+            if (!(pf[k].revents & POLLIN))
+                continue;
+            tls = pf[k].fd == srv->lfd[1];
+            j.fd = accept4(pf[k].fd, NULL, NULL, SOCK_CLOEXEC);
+            if (j.fd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
+                    /* out of descriptors: back off instead of spinning on poll */
+                    CMN_LOG(CMN_LOG_ERROR, "server.accept", NULL, "err=\"%s\"", strerror(errno));
+                    poll(NULL, 0, 100);
+                }
+                continue;
+            }
+            j.tls = tls;
+            peer_ip(j.fd, j.ip, sizeof(j.ip));
+            pthread_mutex_lock(&srv->lock);
+            if (!srv->stopping && srv->qlen < srv->st->queue_size) {
+                srv->queue[(srv->qhead + srv->qlen) % srv->st->queue_size] = j;
+                srv->qlen++;
+                queued = true;
+                pthread_cond_signal(&srv->cond);
+            }
+            pthread_mutex_unlock(&srv->lock);
+            if (!queued) {
+                CMN_LOG(CMN_LOG_WARN, "server.busy", NULL, "ip=%s live=%u queue=%u", j.ip,
+                        atomic_load(&srv->live), srv->st->queue_size);
+                refuse_busy(j.fd, tls);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void
+serve_job(struct tps_server *srv, const struct tps_env *env, struct job *j)
+{
+    struct cmn_http_limits lim = {
+        .max_head = 16384,
+        .max_headers = 64,
+        .max_body = 65536,
+        .max_chunk = srv->st->max_message + 8,
+        .timeout_ms = (int)srv->st->head_timeout_ms,
+    };
+    struct cmn_http_conn *c = NULL;
+    SSL *ssl = NULL;
+
+    (void)cmn_http_set_nodelay(j->fd);
+    if (srv->accept_proxy) {
+        /* Behind HAProxy: the header names the real client (tokendb §3.5); none = refused. */
+        struct cmn_proxy p;
+        enum cmn_rc prc = cmn_proxy_read_fd(j->fd, (int)srv->st->head_timeout_ms, &p);
+        if (prc != CMN_OK) {
+            CMN_LOG(CMN_LOG_NOTICE, "server.proxy", NULL, "peer=%s err=\"%s\"", j->ip,
+                    prc == CMN_EPROTO ? "no or bad PROXY header" : cmn_strerror(prc));
+            goto out;
+        }
+        snprintf(j->ip, sizeof(j->ip), "%s", p.local ? "local" : p.src_text);
+    }
+    if (j->tls) {
+        ERR_clear_error();
+        ssl = SSL_new(srv->ssl_ctx);
+        if (ssl == NULL || SSL_set_fd(ssl, j->fd) != 1 ||
+            cmn_http_conn_new_ssl(ssl, &lim, &c) != CMN_OK) {
+            CMN_LOG(CMN_LOG_ERROR, "server.tls", NULL, "ip=%s err=\"cannot set up TLS\"", j->ip);
+            goto out;
+        }
+        if (cmn_http_conn_handshake(c) != CMN_OK) {
+            CMN_LOG(CMN_LOG_NOTICE, "server.tls_handshake", NULL, "ip=%s err=\"%s\"", j->ip,
+                    cmn_http_conn_errmsg(c));
+            goto out;
+        }
+    } else if (cmn_http_conn_new_fd(j->fd, &lim, &c) != CMN_OK) {
+        goto out;
+    }
+    atomic_fetch_add(&srv->live, 1);
+    (void)tps_conn_serve(env, c, j->ip, true);
+    atomic_fetch_sub(&srv->live, 1);
+    if (ssl != NULL)
+        (void)SSL_shutdown(ssl);
+out:
+    cmn_http_conn_free(c);
+    SSL_free(ssl);
+    close(j->fd);
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct tps_server *srv = arg;
+    struct tps_env env;
+    struct job j;
+
+    memset(&env, 0, sizeof(env));
+    env.cfg = srv->cfg;
+    env.tks = srv->tks;
+    if (fo_req_new(&env.fo) != FO_OK || tps_hooks_worker_open(srv->hooks, &env) != TPS_OK) {
+        CMN_LOG(CMN_LOG_ERROR, "server.worker", NULL, "err=\"cannot open worker resources\"");
+        fo_req_free(env.fo);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&srv->lock);
+        while (srv->qlen == 0 && !srv->stopping)
+            pthread_cond_wait(&srv->cond, &srv->lock);
+        if (srv->qlen == 0) {
+            pthread_mutex_unlock(&srv->lock);
+            break;
+        }
+        j = srv->queue[srv->qhead];
+        srv->qhead = (srv->qhead + 1) % srv->st->queue_size;
+        srv->qlen--;
+        pthread_mutex_unlock(&srv->lock);
+        serve_job(srv, &env, &j);
+    }
+    tps_hooks_worker_close(srv->hooks, &env);
+    fo_req_free(env.fo);
+    return NULL;
+}
+
+enum tps_rc
+tps_server_start(struct tps_server *srv, char *err, size_t errlen)
+{
+    srv->workers = calloc(srv->st->max_sessions, sizeof(*srv->workers));
+    if (srv->workers == NULL)
+        return TPS_ENOMEM;
+    for (unsigned i = 0; i < srv->st->max_sessions; i++) {
+        if (pthread_create(&srv->workers[i], NULL, worker_main, srv) != 0) {
+            snprintf(err, errlen, "cannot start worker %u: %s", i, strerror(errno));
+            srv->started = true;
+            tps_server_stop(srv);
+            return TPS_EIO;
+        }
+        srv->nworkers++;
+    }
+    if (pthread_create(&srv->acceptor, NULL, acceptor_main, srv) != 0) {
+        snprintf(err, errlen, "cannot start the acceptor: %s", strerror(errno));
+        srv->started = true;
+        tps_server_stop(srv);
+        return TPS_EIO;
+    }
+    srv->started = true;
+    CMN_LOG(CMN_LOG_NOTICE, "server.start", NULL, "http_port=%u https_port=%u workers=%u queue=%u",
+            srv->port[0], srv->port[1], srv->nworkers, srv->st->queue_size);
+    return TPS_OK;
+}
+
+void
+tps_server_stop(struct tps_server *srv)
+{
+    if (srv == NULL || !srv->started)
+        return;
+    if (write(srv->wake[1], "x", 1) < 0) {
+        /* the pipe is non-blocking and only ever written once */
+    }
+    if (srv->acceptor)
+        pthread_join(srv->acceptor, NULL);
+    pthread_mutex_lock(&srv->lock);
+    srv->stopping = true;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i], NULL);
+    srv->nworkers = 0;
+    srv->started = false;
+}
+
+void
+tps_server_free(struct tps_server *srv)
+{
+    if (srv == NULL)
+        return;
+    tps_server_stop(srv);
+    for (int i = 0; i < 2; i++) {
+        if (srv->lfd[i] >= 0)
+            close(srv->lfd[i]);
+        if (srv->wake[i] >= 0)
+            close(srv->wake[i]);
+    }
+    for (unsigned k = 0; k < srv->qlen; k++)
+        close(srv->queue[(srv->qhead + k) % srv->st->queue_size].fd);
+    free(srv->queue);
+    free(srv->workers);
+    tps_tks_free(srv->tks);
+    tps_hooks_free(srv->hooks);
+    SSL_CTX_free(srv->ssl_ctx);
+    pthread_cond_destroy(&srv->cond);
+    pthread_mutex_destroy(&srv->lock);
+    free(srv);
+}
+
+/* ---- routing ---- */
+
+static enum tps_rc
+simple(struct cmn_http_conn *c, enum tps_rc rc, const char *allow)
+{
+    const struct cmn_http_hdr h[] = {{"Allow", allow ? allow : ""}};
+    int st = tps_rc_http_status(rc);
+
+    (void)cmn_http_write_response(c, st, NULL, "text/plain", h, allow ? 1 : 0, cmn_http_reason(st),
+                                  strlen(cmn_http_reason(st)));
+    return rc;
+}
+
+enum tps_rc
+tps_conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *client_ip,
+               bool ready)
+{
+    struct cmn_http_head h;
+    enum cmn_rc crc;
+    enum tps_rc rc;
+    const char *te;
+
+    cmn_http_head_init(&h);
+    crc = cmn_http_read_request_head(c, &h);
+    if (crc != CMN_OK) {
+        CMN_LOG(CMN_LOG_NOTICE, "http.bad_head", NULL, "ip=%s err=\"%s\"", client_ip,
+                cmn_http_conn_errmsg(c));
+        rc = (crc == CMN_EPROTO || crc == CMN_ETOOBIG) ? simple(c, TPS_EBADREQ, NULL) : TPS_ECLOSED;
+        goto out;
+    }
+    if (strcmp(h.path, "/tps/tps") == 0 || strcmp(h.path, "/nk_service") == 0) {
+        struct tps_session s;
+
+        if (strcmp(h.method, "POST") != 0) {
+            rc = simple(c, TPS_EMETHOD, "POST");
+            goto out;
+        }
+        /* Java's rule, case-insensitive: Transfer-Encoding must be exactly chunked (§1.2). */
+        te = cmn_http_head_get(&h, "Transfer-Encoding");
+        if (te == NULL || strcasecmp(te, "chunked") != 0 || !h.chunked) {
+            CMN_LOG(CMN_LOG_NOTICE, "http.not_chunked", NULL, "ip=%s path=%s", client_ip, h.path);
+            rc = simple(c, TPS_EBADREQ, NULL);
+            goto out;
+        }
+        tps_session_init(&s, env, c, client_ip);
+        rc = tps_session_run(&s);
+        tps_session_cleanup(&s);
+    } else if (strcmp(h.path, "/tps/phoneHome") == 0) {
+        struct cmn_buf doc;
+
+        if (strcmp(h.method, "GET") != 0) {
+            rc = simple(c, TPS_EMETHOD, "GET");
+            goto out;
+        }
+        cmn_buf_init(&doc, 16384);
+        rc = tps_phonehome_xml(env->cfg, &doc);
+        if (rc == TPS_OK)
+            (void)cmn_http_write_response(c, 200, NULL, "application/xml", NULL, 0, doc.data,
+                                          doc.len);
+        else
+            (void)simple(c, rc, NULL);
+        cmn_buf_cleanup(&doc);
+    } else if (strcmp(h.path, "/health") == 0) {
+        if (strcmp(h.method, "GET") != 0 && strcmp(h.method, "HEAD") != 0) {
+            rc = simple(c, TPS_EMETHOD, "GET");
+            goto out;
+        }
+        rc = ready ? TPS_OK : TPS_EBUSY;
+        (void)cmn_http_write_response(c, ready ? 200 : 503, NULL, "text/plain", NULL, 0,
+                                      ready ? "ok\n" : "not ready\n", ready ? 3 : 10);
+    } else {
+        rc = simple(c, TPS_ENOTFOUND, NULL);
+    }
+out:
+    cmn_http_head_cleanup(&h);
+    return rc;
+}

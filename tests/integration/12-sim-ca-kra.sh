@@ -184,6 +184,15 @@ sim_hex wrapped_priv_key | perl -ne 'chomp; print pack("H*", $_)' \
     || it_fail "unwrap of the recovered key"
 cmp -s "$W/k1.p8" "$W/k2.p8" || it_fail "recovered key differs from the generated one"
 
+# ... and on kra1 with the default AES wrapping, KWP (RFC 5649).
+sim_post kra1 $RECOVER "tokencuid=40907901001F12345678&userid=alice&keyid=$KEYID&drm_trans_aesKey=$(wrap_hex "$AKEY")"
+[ "$(sim_field status)" = 0 ] || it_fail "recovery with KWP: $(cat "$W/out")"
+[ "$(sim_hex iv_param | wc -c)" = 16 ] || it_fail "KWP iv_param is not 8 bytes"
+sim_hex wrapped_priv_key | perl -ne 'chomp; print pack("H*", $_)' \
+    | openssl enc -d -id-aes128-wrap-pad -K "$AKEY" -iv A65959A6 >"$W/k4.p8" \
+    || it_fail "KWP unwrap of the recovered key"
+cmp -s "$W/k1.p8" "$W/k4.p8" || it_fail "key recovered with KWP differs"
+
 # Recovery on kra2 by the certificate the CA issued for the archived key.
 sim_post ca2 $ENROLL "xml=true&tokencuid=40907901001F12345678&screenname=alice&publickey=$(url_of_text "$PUB")&profileId=caTokenUserEncryptionKeyEnrollment"
 [ "$(xml_el Status)" = 0 ] || it_fail "enroll of the archived key: $(cat "$W/out")"

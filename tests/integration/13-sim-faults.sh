@@ -94,6 +94,12 @@ fault "mode=garbage"
 sim_post tks1 $RND "dataNumBytes=8"
 [ "$SIM_HTTP" = 200 ] && ! grep -q 'status=' "$W/out" && grep -q '<html>' "$W/out" \
     || it_fail "garbage: HTTP $SIM_HTTP $(cat "$W/out")"
+# an application status: HTTP 200, status=N and nothing else
+fault "mode=status&code=2&count=1"
+sim_post tks1 $RND "dataNumBytes=8"
+[ "$SIM_HTTP" = 200 ] && [ "$(cat "$W/out")" = status=2 ] || it_fail "status fault: $(cat "$W/out")"
+sim_post tks1 $RND "dataNumBytes=8"
+[ "$(sim_field status)" = 0 ] || it_fail "after status count=1"
 fault "mode=none"
 
 # Plain HTTP (configured for this test) answers as the configured agent.
@@ -105,7 +111,7 @@ curl -s -o "$W/out" --max-time 5 --data-binary dataNumBytes=4 "http://127.0.0.1:
     || it_fail "admin accepted an unknown mode"
 STATS=$(sim_admin tks1 GET /sim/stats)
 echo "$STATS" | grep -q '^op.computeRandomData=' || it_fail "stats: $STATS"
-echo "$STATS" | grep -q '^faults_applied=1[0-9]$' || it_fail "faults_applied: $STATS"
+echo "$STATS" | grep -q '^faults_applied=13$' || it_fail "faults_applied: $STATS"
 [ "$(grep -c 'op=computeRandomData.*http=200' "$W/tks1.requests")" = "$(echo "$STATS" | sed -n 's/^op.computeRandomData=//p')" ] \
     || it_fail "request log and stats disagree"
 

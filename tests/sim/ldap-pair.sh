@@ -8,6 +8,7 @@ set -u
 . "$(dirname "$0")/../integration/lib/lib.sh"
 . "$(dirname "$0")/../integration/lib/ldap.sh"
 mkdir -p "$1"
+[ -n "${IT_WORKDIR:-}" ] && rmdir "$IT_WORKDIR" 2>/dev/null # lib.sh's own, unused here
 IT_WORKDIR=$(cd "$1" && pwd)
 LDAP_PAIR_DIR=$IT_WORKDIR/ldap
 [ $# -ge 3 ] && LDAP1_PORT=$2 && LDAP2_PORT=$3

@@ -31,7 +31,7 @@
 
 static const char *const fault_words[] = {"none",  "delay", "hang-accept", "hang-request",
                                           "close", "reset", "http",        "garbage",
-                                          NULL};
+                                          "status", NULL};
 enum fault_mode {
     F_NONE = 0,
     F_DELAY = 1,
@@ -41,6 +41,7 @@ enum fault_mode {
     F_RESET = 5,
     F_HTTP = 6,
     F_GARBAGE = 7,
+    F_STATUS = 8, /* application status `code` (TKS/KRA status=N, CA XML Status N) */
 };
 static const char *const level_words[] = {"error", "warn", "notice", "info", "debug", NULL};
 
@@ -77,7 +78,8 @@ const struct cmn_cfg_key sim_common_keys[] = {
      .doc = "fault injected at start"},
     {.name = "pkisim.fault.ms", .type = CFG_UINT, .min = 0, .max = 3600000, .def = 0,
      .doc = "delay, or longest hang (0: 10 minutes)"},
-    {.name = "pkisim.fault.code", .type = CFG_UINT, .min = 100, .max = 599, .def = 500},
+    {.name = "pkisim.fault.code", .type = CFG_UINT, .min = 0, .max = 599, .def = 500,
+     .doc = "HTTP status (mode http) or application status (mode status)"},
     {.name = "pkisim.fault.count", .type = CFG_UINT, .min = 0, .max = 1000000, .def = 0,
      .doc = "requests the fault applies to (0: all)"},
     {.name = "pkisim.fault.path", .type = CFG_STR, .defstr = "",
@@ -585,6 +587,19 @@ serve(struct sim_srv *s, int fd, bool tls)
                                     "unexpected content</body></html>");
         snprintf(r.op, sizeof(r.op), "fault");
         goto reply;
+    case F_STATUS:
+        if (strstr(h.path, "profileSubmit") != NULL) {
+            r.ctype = "application/xml";
+            (void)cmn_buf_printf(&r.body, "<?xml version=\"1.0\" encoding=\"UTF-8\" "
+                                          "standalone=\"no\"?><XMLResponse><Status>%u</Status>"
+                                          "<Error>injected fault</Error></XMLResponse>",
+                                 f.code);
+        } else {
+            r.ctype = "application/x-www-form-urlencoded";
+            (void)cmn_buf_printf(&r.body, "status=%u", f.code);
+        }
+        snprintf(r.op, sizeof(r.op), "fault");
+        goto reply;
     default:
         break;
     }
@@ -738,7 +753,7 @@ admin_fault(struct sim_srv *s, const struct sim_form *f, struct cmn_buf *b)
             mode = i;
     if (mode < 0) {
         (void)cmn_buf_puts(b, "mode must be one of none delay hang-accept hang-request close "
-                              "reset http garbage\n");
+                              "reset http garbage status\n");
         return 400;
     }
     nf.mode = (enum fault_mode)mode;

@@ -183,8 +183,10 @@ assert_status(struct fixture *fx, const char *st)
     const struct sim_param *p = sim_form_get(&fx->out, "status");
 
     assert_int_equal(fx->r.http, 200);
-    if (p == NULL)
+    if (p == NULL) {
         fail_msg("no status in '%s'", cmn_buf_cstr(&fx->r.body));
+        return;
+    }
     assert_string_equal(p->val, st);
 }
 
@@ -194,8 +196,10 @@ field(struct fixture *fx, const char *name, uint8_t *out, size_t n)
 {
     const struct sim_param *p = sim_form_get(&fx->out, name);
 
-    if (p == NULL)
+    if (p == NULL) {
         fail_msg("no field %s in '%s'", name, cmn_buf_cstr(&fx->r.body));
+        return;
+    }
     assert_int_equal(p->len, n);
     memcpy(out, p->val, n);
 }
@@ -615,6 +619,7 @@ test_tks_serverside_keygen(void **state)
     assert_status(fx, "0");
     assert_order(fx, order);
     td = sim_form_get(&fx->out, "drm_trans_desKey");
+    assert_non_null(td);
     assert_int_equal(td->len, 256);
     ctx = EVP_PKEY_CTX_new(fx->transport, NULL);
     assert_true(EVP_PKEY_decrypt_init(ctx) > 0);

@@ -16,6 +16,7 @@ tps_channel_close(struct tps_session *s)
 {
     if (s->channel_open || s->scp.state != CMN_SCP_NONE)
         cmn_scp_cleanup(&s->scp);
+    OPENSSL_cleanse(&s->srvkg, sizeof(s->srvkg));
     s->channel_open = false;
 }
 
@@ -120,6 +121,7 @@ tps_channel_open(struct tps_session *s, uint8_t kv, uint8_t ki, uint16_t *sw_out
         goto out;
     }
     s->channel_open = true;
+    s->srvkg = keys.srvkg; /* server-side keygen material belongs to this channel */
     CMN_LOG(CMN_LOG_DEBUG, "channel.open", s->sid, "cuid=%s scp=%d key_info=%s level=%02X",
             s->tok.cuid_hex, (int)proto, s->tok.key_info_hex, level);
 out:

@@ -18,6 +18,7 @@
 #include "common/tpsmsg.h"
 #include "gateway/config.h"
 #include "gateway/enroll_int.h"
+#include "gateway/keychange.h"
 #include "gateway/keygen.h"
 #include "gateway/pinreset.h"
 #include "gateway/session.h"
@@ -43,29 +44,12 @@ tps_enroll_secure_ok(struct tps_session *s, const struct cmn_apdu *a, int status
 }
 
 enum tps_rc
-tps_enroll_applet_channel(struct tps_session *s, const char *op)
+tps_enroll_applet_channel(struct tps_session *s, const char *op,
+                          const struct tps_keychange_store *kc)
 {
-    const struct tps_config *cfg = s->env->cfg;
-    const char *v = tps_cfg_str(cfg, "applet.aid.netkey_instance");
-    uint8_t aid[16];
-    size_t n = 0;
-    uint8_t kv = (uint8_t)tps_cfg_uint(cfg, "channel.defKeyVersion");
-    struct cmn_rapdu r;
-    enum tps_rc rc;
-
-    if (cmn_hex_decode(v, strcspn(v, ","), false, aid, sizeof(aid), &n) != CMN_OK || n < 5)
-        return tps_session_fail(s, TPS_ECONFIG, CMN_TPS_STATUS_MISCONFIGURATION,
-                                "applet.aid.netkey_instance holds no AID");
-    if (tps_cfg_op_bool(cfg, op, s->tok.type, "update.symmetricKeys.enable"))
-        kv = (uint8_t)tps_cfg_op_uint(cfg, op, s->tok.type,
-                                      "update.symmetricKeys.requiredVersion");
-    rc = tps_card_select(s, aid, n, &r);
-    if (rc == TPS_OK && r.sw != 0x9000)
-        rc = tps_session_fail(s, TPS_ECARD, CMN_TPS_STATUS_UPGRADE_APPLET,
-                              "select CoolKey answered %04X: no applet", r.sw);
-    if (rc == TPS_OK)
-        rc = tps_channel_open(s, kv, (uint8_t)tps_cfg_uint(cfg, "channel.defKeyIndex"), NULL);
-    return rc;
+    /* the key check of §5.4: selects the applet and opens the channel at the required key
+     * version, changing the card's keys over (crash-safe, recorded through kc) if needed */
+    return tps_keychange_check(s, op, kc);
 }
 
 /* ---- card objects ---- */
@@ -487,6 +471,21 @@ struct dbstate {
     size_t nold;
 };
 
+/* The changeover's record store over this enrollment's token record and lease; NULL when
+ * the token is not leased (nothing to record against). */
+static const struct tps_keychange_store *
+kc_store(struct tps_session *s, const struct tps_enroll_env *ee, struct dbstate *d,
+         struct tps_keychange_tdb *ctx, struct tps_keychange_store *st)
+{
+    if (ee->tdb == NULL || !d->leased)
+        return NULL;
+    *ctx = (struct tps_keychange_tdb){.db = ee->tdb, .tok = &d->tok, .lease = &d->lease,
+                                      .user = s->user, .ip = s->client_ip,
+                                      .token_type = s->tok.type};
+    tps_keychange_tdb_store(ctx, st);
+    return st;
+}
+
 static void
 db_cleanup(struct dbstate *d)
 {
@@ -727,6 +726,8 @@ tps_enroll_run(struct tps_session *s, const struct tps_enroll_env *ee)
     struct tps_enroll_profile *p = NULL;
     struct tps_enroll_plan plan;
     struct dbstate d;
+    struct tps_keychange_tdb kct;
+    struct tps_keychange_store kcs;
     struct slot sl[TPS_ENROLL_MAX_KEYS];
     struct tps_enroll_obj objs[TPS_ENROLL_MAX_KEYS];
     struct cmn_buf z0;
@@ -775,7 +776,7 @@ tps_enroll_run(struct tps_session *s, const struct tps_enroll_env *ee)
     if (rc == TPS_OK)
         rc = tps_probe_gp(s);
     if (rc == TPS_OK)
-        rc = tps_enroll_applet_channel(s, OP);
+        rc = tps_enroll_applet_channel(s, OP, kc_store(s, ee, &d, &kct, &kcs));
     if (rc == TPS_OK && p->pin_reset)
         rc = tps_pin_set(s, p->pin_min, p->pin_max, p->pin_retries,
                          cmn_cfg_str(ee->cfg, "create_pin.string"));
@@ -816,7 +817,7 @@ tps_enroll_run(struct tps_session *s, const struct tps_enroll_env *ee)
         goto out;
     }
     if (!s->channel_open)
-        rc = tps_enroll_applet_channel(s, OP);
+        rc = tps_enroll_applet_channel(s, OP, kc_store(s, ee, &d, &kct, &kcs));
     if (rc == TPS_OK)
         rc = tps_session_progress(s, 92, "PROGRESS_WRITE_OBJECTS");
     if (rc == TPS_OK)

@@ -213,7 +213,7 @@ enum tps_rc tps_enroll_backends_new(const struct cmn_cfg *cfg, struct tps_enroll
                                     char *err, size_t errlen);
 void tps_enroll_backends_free(struct tps_enroll_backends *b);
 /* Ops over tps_ca_* / tps_kra_*; ops_arg is the struct tps_enroll_backends. transport is
- * NULL until gateway/tks.c returns the serversideKeygen fields. */
+ * the serversideKeygen fields of the open channel (s->srvkg, from gateway/tks.c). */
 extern const struct tps_enroll_ops tps_enroll_backends_ops;
 
 #endif

@@ -13,7 +13,12 @@ struct tps_session;
 /* Selects the CoolKey applet and opens a secure channel on it with the key version the token
  * type expects for `op` (update.symmetricKeys.requiredVersion when enabled, else
  * channel.defKeyVersion). Status 19 / 17 on failure. */
-enum tps_rc tps_enroll_applet_channel(struct tps_session *s, const char *op);
+struct tps_keychange_store;
+/* Selects the applet and opens the secure channel at the key version op requires, running a
+ * key changeover first when the card's keys differ (gateway/keychange.h); kc records it in
+ * the token DB (NULL: no record). */
+enum tps_rc tps_enroll_applet_channel(struct tps_session *s, const char *op,
+                                      const struct tps_keychange_store *kc);
 
 /* A wrapped command whose status word must be 9000; status = END_OP code otherwise. */
 enum tps_rc tps_enroll_secure_ok(struct tps_session *s, const struct cmn_apdu *a, int status,

@@ -13,6 +13,8 @@
 #include <openssl/x509.h>
 
 #include "common/p11obj.h"
+#include "gateway/session.h"
+#include "gateway/tks.h"
 
 static const char *const schemes[] = {"GenerateNewKey", "RecoverLast",
                                       "GenerateNewKeyAndRecoverLast", "", NULL};
@@ -612,10 +614,39 @@ be_kra_recover(void *arg, const char *conn, struct fo_req *fo,
     return tps_kra_recover(k, fo, in, out);
 }
 
+/* The keygen material the TKS returned with the session keys of s's open channel. */
+static enum tps_rc
+be_transport(void *arg, struct tps_session *s, struct tps_enroll_transport *out, char *err,
+             size_t errlen)
+{
+    const struct tps_tks_srvkg *k = &s->srvkg;
+
+    (void)arg;
+    if (!s->channel_open || !k->have) {
+        snprintf(err, errlen,
+                 "the TKS returned no serversideKeygen material with the session keys (set "
+                 "conn.%s.serverKeygen=true)",
+                 s->env->tks != NULL ? s->env->tks->id : "tks1");
+        return TPS_ECONFIG;
+    }
+    if (k->drm_trans_des_len > sizeof(out->drm_trans_des) ||
+        k->drm_trans_aes_len > sizeof(out->drm_trans_aes)) {
+        snprintf(err, errlen, "TKS transport key blobs too large");
+        return TPS_ETOOBIG;
+    }
+    memcpy(out->drm_trans_des, k->drm_trans_des, k->drm_trans_des_len);
+    out->drm_trans_des_len = k->drm_trans_des_len;
+    memcpy(out->drm_trans_aes, k->drm_trans_aes, k->drm_trans_aes_len);
+    out->drm_trans_aes_len = k->drm_trans_aes_len;
+    memcpy(out->kek_wrapped_des, k->kek_wrapped_des, sizeof(out->kek_wrapped_des));
+    memcpy(out->keycheck, k->keycheck, sizeof(out->keycheck));
+    return TPS_OK;
+}
+
 const struct tps_enroll_ops tps_enroll_backends_ops = {
     .ca_enroll = be_ca_enroll,
     .ca_renew = be_ca_renew,
     .kra_keygen = be_kra_keygen,
     .kra_recover = be_kra_recover,
-    .transport = NULL,
+    .transport = be_transport,
 };

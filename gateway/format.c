@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "gateway/config.h"
+#include "gateway/keychange.h"
 
 #define APPLET_MAX (512 * 1024) /* largest load file we read */
 #define ISSUER_INFO_LEN 224
@@ -344,28 +345,18 @@ applet_channel(struct tps_session *s, uint8_t kv, uint16_t *sw)
     return rc;
 }
 
-/* Step 8 of §3.2: the card must hold the key version we expect. */
+/* Step 8 of §3.2: the card must hold the key version we expect; key changeover
+ * (gateway/keychange.h) when it does not. */
 static enum tps_rc
 key_check(struct tps_session *s)
 {
-    const struct tps_config *cfg = s->env->cfg;
-    uint8_t want = (uint8_t)tps_cfg_uint(cfg, "channel.defKeyVersion");
-    uint16_t sw = 0;
-    enum tps_rc rc;
+    const struct tps_db_ops *ops = s->env->db_ops;
+    struct tps_keychange_store st;
 
-    if (!tps_cfg_op_bool(cfg, OP, s->tok.type, "update.symmetricKeys.enable"))
-        return applet_channel(s, want, NULL);
-    want = (uint8_t)tps_cfg_op_uint(cfg, OP, s->tok.type, "update.symmetricKeys.requiredVersion");
-    rc = applet_channel(s, want, &sw);
-    if (rc != TPS_OK && sw == 0x6A88) {
-        /* The card lacks that key set: key changeover (PUT KEY) is not in this version. */
-        tps_session_clear_fail(s);
-        return tps_session_fail(s, TPS_EUNSUPP, CMN_TPS_STATUS_KEY_CHANGE_OVER,
-                                "card lacks key version %02X and key changeover is not "
-                                "available",
-                                want);
-    }
-    return rc;
+    if (ops != NULL && ops->keychange_store != NULL &&
+        ops->keychange_store(s->env->db, &st) == TPS_OK)
+        return tps_keychange_check(s, OP, &st);
+    return tps_keychange_check(s, OP, NULL);
 }
 
 /* Token DB: may this token be formatted, and take its lease. */

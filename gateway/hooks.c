@@ -3,6 +3,7 @@
  * that lease with an asserted modify. The authenticator hook on gateway/auth_ldap.h. */
 #include "gateway/hooks.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "common/log.h"
 #include "gateway/config.h"
 #include "gateway/auth_ldap.h"
+#include "gateway/enroll.h"
+#include "gateway/keychange.h"
 #include "gateway/tokendb.h"
 
 #define MAX_AUTH 8
@@ -22,7 +25,9 @@ struct auth_inst {
 };
 
 struct tps_hooks {
+    const struct tps_config *cfg;
     struct tps_tokendb_cfg *tdb_cfg; /* NULL: no token DB configured */
+    struct tps_enroll_backends *be;  /* conn.ca<n> / conn.drm<n> connectors (enroll) */
     struct auth_inst auth[MAX_AUTH];
     size_t nauth;
 };
@@ -41,6 +46,7 @@ struct hook_db {
     bool have_tok;
     struct tps_token_lease lease;
     bool leased;
+    struct tps_keychange_tdb kc; /* the changeover's view of tok and lease */
 };
 
 static enum tps_rc
@@ -58,6 +64,13 @@ db_rc(enum tps_tdb_rc r)
     }
 }
 
+/* s, or NULL when s is NULL or empty: for token DB fields the operation does not know. */
+static const char *
+nonempty(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
 static void
 forget(struct hook_db *d)
 {
@@ -66,6 +79,11 @@ forget(struct hook_db *d)
     d->have_tok = false;
     d->leased = false;
 }
+
+/* One worker's enrollment environment (env->enroll points here). */
+struct hook_enroll {
+    struct tps_enroll_env ee;
+};
 
 static enum tps_rc
 h_token_get(void *db, const char *cuid, struct tps_db_token *out, char *err, size_t errlen)
@@ -149,19 +167,20 @@ h_record(void *db, const struct tps_db_result *res, char *err, size_t errlen)
         .op = res->op,
         .result = res->success ? "success" : "failure",
         .cuid = res->cuid,
-        .user_id = res->user[0] ? res->user : NULL,
+        .user_id = nonempty(res->user),
         .ip = res->client_ip,
         .msg = res->message,
-        .type = res->token_type[0] ? res->token_type : NULL,
+        .type = nonempty(res->token_type),
     };
     enum tps_tdb_rc r = TPS_TDB_OK;
 
     if (res->success) {
         struct tps_token_mod m = {
-            .user_id = res->user,
-            .type = res->token_type,
-            .applet_id = res->applet_id,
-            .key_info = res->key_info,
+            /* NULL leaves an attribute alone; "" would delete it. */
+            .user_id = nonempty(res->user),
+            .type = nonempty(res->token_type),
+            .applet_id = nonempty(res->applet_id),
+            .key_info = nonempty(res->key_info),
             .set_status = true,
             .status = tps_token_status_parse(res->new_status, NULL),
             .actor = TPS_TDB_OPERATION,
@@ -178,7 +197,7 @@ h_record(void *db, const struct tps_db_result *res, char *err, size_t errlen)
         }
         if (r == TPS_TDB_OK &&
             cmn_audit("token.status", NULL, "cuid=%s status=%s user=%s op=%s ip=%s", res->cuid,
-                      res->new_status, res->user[0] ? res->user : "-", res->op,
+                      res->new_status, nonempty(res->user) ? res->user : "-", res->op,
                       res->client_ip) != CMN_OK) {
             snprintf(err, errlen, "audit log not writable");
             return TPS_EIO;
@@ -192,12 +211,28 @@ h_record(void *db, const struct tps_db_result *res, char *err, size_t errlen)
     return db_rc(r);
 }
 
+static enum tps_rc
+h_keychange_store(void *db, struct tps_keychange_store *out)
+{
+    struct hook_db *d = db;
+
+    if (!d->have_tok || !d->leased)
+        return TPS_EDB;
+    memset(&d->kc, 0, sizeof(d->kc));
+    d->kc.db = d->h;
+    d->kc.tok = &d->tok;
+    d->kc.lease = &d->lease;
+    tps_keychange_tdb_store(&d->kc, out);
+    return TPS_OK;
+}
+
 static const struct tps_db_ops db_ops = {
     .token_get = h_token_get,
     .transition_ok = h_transition_ok,
     .lease = h_lease,
     .unlease = h_unlease,
     .record = h_record,
+    .keychange_store = h_keychange_store,
 };
 
 static enum tps_rc
@@ -306,6 +341,7 @@ tps_hooks_new(const struct tps_config *cfg, struct tps_hooks **out, char *err, s
     *out = NULL;
     if (h == NULL)
         return TPS_ENOMEM;
+    h->cfg = cfg;
     if (cmn_cfg_isset(cc, "tokendb.hostport")) {
         memset(&tc, 0, sizeof(tc));
         tc.ldap.hostport = cmn_cfg_str(cc, "tokendb.hostport");
@@ -346,6 +382,13 @@ tps_hooks_new(const struct tps_config *cfg, struct tps_hooks **out, char *err, s
             return w.rc;
         }
     }
+    {
+        enum tps_rc rc = tps_enroll_backends_new(cc, &h->be, err, errlen);
+        if (rc != TPS_OK) {
+            tps_hooks_free(h);
+            return rc;
+        }
+    }
     *out = h;
     return TPS_OK;
 }
@@ -356,6 +399,7 @@ tps_hooks_free(struct tps_hooks *h)
     if (h == NULL)
         return;
     tps_tokendb_cfg_free(h->tdb_cfg);
+    tps_enroll_backends_free(h->be);
     for (size_t i = 0; i < h->nauth; i++)
         tps_auth_ldap_cfg_free(h->auth[i].cfg);
     free(h);
@@ -370,6 +414,7 @@ tps_hooks_worker_open(const struct tps_hooks *h, struct tps_env *env)
     env->db = NULL;
     env->auth_ops = NULL;
     env->auth = NULL;
+    env->enroll = NULL;
     if (h->tdb_cfg != NULL) {
         d = calloc(1, sizeof(*d));
         if (d == NULL)
@@ -391,6 +436,19 @@ tps_hooks_worker_open(const struct tps_hooks *h, struct tps_env *env)
         ha->h = h;
         env->auth_ops = &auth_ops;
         env->auth = ha;
+    }
+    if (h->be != NULL) {
+        struct hook_enroll *he = calloc(1, sizeof(*he));
+        if (he == NULL) {
+            tps_hooks_worker_close(h, env);
+            return TPS_ENOMEM;
+        }
+        he->ee.cfg = tps_config_cfg(h->cfg);
+        he->ee.ops = &tps_enroll_backends_ops;
+        he->ee.ops_arg = h->be;
+        he->ee.tdb = env->db != NULL ? ((struct hook_db *)env->db)->h : NULL;
+        he->ee.encrypt_data_path = tps_cfg_str(h->cfg, "conn.tks1.servlet.encryptData");
+        env->enroll = &he->ee;
     }
     return TPS_OK;
 }
@@ -416,4 +474,7 @@ tps_hooks_worker_close(const struct tps_hooks *h, struct tps_env *env)
     }
     env->auth = NULL;
     env->auth_ops = NULL;
+    /* ee is the first member of struct hook_enroll. */
+    free((struct hook_enroll *)(uintptr_t)env->enroll);
+    env->enroll = NULL;
 }

@@ -1,6 +1,6 @@
-/* gateway/keygen.c - enrollment key material: TKS encryptData for the GENERATE KEY challenge,
- * proof verification of the card's new key with OpenSSL, RSA SubjectPublicKeyInfo, and the
- * IMPORT KEY ENCRYPTED object layout (card spec §3.4, §3.5; backends §2.6). */
+/* gateway/keygen.c - enrollment key material: the GENERATE KEY challenge (TKS encryptData in
+ * gateway/tks.c), proof verification of the card's new key with OpenSSL, RSA
+ * SubjectPublicKeyInfo, and the IMPORT KEY ENCRYPTED object layout (card spec §3.4, §3.5; backends §2.6). */
 #include "gateway/keygen.h"
 
 #include <stdio.h>
@@ -14,14 +14,9 @@
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
-#include <libfailover/failover.h>
-
 #include "common/apdu.h"
 #include "common/log.h"
 #include "gateway/tks.h"
-
-#define TKS_BODY_MAX 1024
-#define TKS_ANSWER_MAX 8192
 
 static EVP_PKEY *
 rsa_from(const uint8_t *mod, size_t mod_len, const uint8_t *exp, size_t exp_len)
@@ -196,150 +191,17 @@ out:
     return rc;
 }
 
-/* libfailover check for encryptData: status=0 accepted; 1/2/6 clone-local (backends §2.9). */
-static enum fo_verdict
-check_answer(void *arg, long http_status, const uint8_t *body, size_t len)
-{
-    const char *v;
-    size_t vl;
-
-    (void)arg;
-    if (http_status != 200)
-        return FO_VERDICT_BAD;
-    if (!tps_tks_field((const char *)body, len, "status", &v, &vl))
-        return tps_tks_field((const char *)body, len, "unauthorized", &v, &vl)
-                   ? FO_VERDICT_AUTH
-                   : FO_VERDICT_BAD;
-    if (vl == 1 && v[0] == '0')
-        return FO_VERDICT_ACCEPT;
-    if (vl == 1 && (v[0] == '1' || v[0] == '2' || v[0] == '6'))
-        return FO_VERDICT_RETRY;
-    return FO_VERDICT_REJECT;
-}
-
-static enum tps_rc
-tks_post(const struct tps_tks *t, struct fo_req *req, const char *path, const char *sid,
-         const struct cmn_buf *body, struct cmn_buf *resp, char *err, size_t errlen)
-{
-    struct fo_call c;
-    struct fo_req *own = NULL;
-    const uint8_t *ans;
-    size_t alen;
-    enum fo_rc frc;
-    enum tps_rc rc = TPS_OK;
-
-    if (t->post != NULL)
-        return t->post(t->post_arg, path, (const char *)body->data, body->len, resp, err,
-                       errlen);
-    if (t->list == NULL) {
-        snprintf(err, errlen, "%s: no TKS clones configured", t->id);
-        return TPS_ECONFIG;
-    }
-    if (!t->keep_alive || req == NULL) {
-        if (fo_req_new(&own) != FO_OK) {
-            snprintf(err, errlen, "%s: cannot create a libfailover handle", t->id);
-            return TPS_ENOMEM;
-        }
-        req = own;
-    }
-    memset(&c, 0, sizeof(c));
-    c.method = FO_POST;
-    c.path = path;
-    c.body = body->data;
-    c.body_len = body->len;
-    c.idem = FO_IDEMPOTENT; /* encryptData has no side effect (backends §6) */
-    c.deadline_ms = t->deadline_ms;
-    c.name = "encryptData";
-    c.req_id = sid;
-    c.check = check_answer;
-    frc = fo_req_perform(req, t->list, &c);
-    ans = fo_req_body(req, &alen);
-    if (frc != FO_OK) {
-        snprintf(err, errlen, "%s encryptData: %s", t->id, fo_req_errmsg(req));
-        rc = TPS_EBACKEND;
-    } else if (cmn_buf_append(resp, ans, alen) != CMN_OK) {
-        snprintf(err, errlen, "%s: encryptData answer larger than %zu bytes", t->id, resp->max);
-        rc = TPS_EPROTO;
-    }
-    fo_req_free(own);
-    return rc;
-}
-
-static enum tps_rc
-field16(const struct tps_tks *t, const struct cmn_buf *ans, const char *name, uint8_t out[16],
-        char *err, size_t errlen)
-{
-    const char *v;
-    size_t vl, n = 0;
-
-    if (!tps_tks_field((const char *)ans->data, ans->len, name, &v, &vl) ||
-        tps_tks_value_decode(v, vl, out, 16, &n) != TPS_OK || n != 16) {
-        snprintf(err, errlen, "%s: encryptData answer lacks a 16-byte %s", t->id, name);
-        return TPS_EPROTO;
-    }
-    return TPS_OK;
-}
-
 enum tps_rc
-tps_keygen_challenge(const struct tps_tks *t, struct fo_req *req, const char *path,
-                     const char *sid, const struct tps_keygen_card *card,
-                     uint8_t plain[TPS_KEYGEN_CHALLENGE_LEN],
+tps_keygen_challenge(const struct tps_tks *t, struct fo_req *req, const char *path, const char *sid,
+                     const struct tps_keygen_card *card, uint8_t plain[TPS_KEYGEN_CHALLENGE_LEN],
                      uint8_t wrapped[TPS_KEYGEN_CHALLENGE_LEN], char *err, size_t errlen)
 {
-    uint8_t mine[TPS_KEYGEN_CHALLENGE_LEN];
-    struct cmn_buf body, ans;
-    const char *v;
-    size_t vl;
-    enum tps_rc rc;
-
-    cmn_buf_init_secret(&body, TKS_BODY_MAX);
-    cmn_buf_init_secret(&ans, TKS_ANSWER_MAX);
-    if (cmn_crypto_random(mine, sizeof(mine)) != CMN_OK) {
-        snprintf(err, errlen, "no random enrollment challenge");
-        rc = TPS_ECRYPTO;
-        goto out;
-    }
-    if (cmn_buf_puts(&body, "data=") != CMN_OK ||
-        tps_tks_hash_append(&body, mine, sizeof(mine)) != TPS_OK ||
-        cmn_buf_puts(&body, "&tokencuid=") != CMN_OK ||
-        tps_tks_hash_append(&body, card->cuid, 10) != TPS_OK ||
-        cmn_buf_puts(&body, "&KDD=") != CMN_OK ||
-        tps_tks_hash_append(&body, card->kdd, 10) != TPS_OK ||
-        cmn_buf_puts(&body, "&KeyInfo=") != CMN_OK ||
-        tps_tks_hash_append(&body, card->key_info, card->key_info_len) != TPS_OK ||
-        cmn_buf_printf(&body, "&keySet=%s&protocol=%d", t->keyset, (int)card->proto) !=
-            CMN_OK) {
-        snprintf(err, errlen, "%s: encryptData request too large", t->id);
-        rc = TPS_ETOOBIG;
-        goto out;
-    }
-    rc = tks_post(t, req, path != NULL && path[0] ? path : "/tks/agent/tks/encryptData", sid,
-                  &body, &ans, err, errlen);
-    if (rc != TPS_OK)
-        goto out;
-    if (!tps_tks_field((const char *)ans.data, ans.len, "status", &v, &vl) || vl != 1 ||
-        v[0] != '0') {
-        snprintf(err, errlen, "%s: encryptData status %.*s", t->id, (int)(vl > 4 ? 4 : vl),
-                 v != NULL ? v : "?");
-        rc = TPS_EBACKEND;
-        goto out;
-    }
-    /* The TKS may have encrypted its own random bytes: use what it says it encrypted. */
-    rc = field16(t, &ans, "data", plain, err, errlen);
-    if (rc == TPS_OK)
-        rc = field16(t, &ans, "encryptedData", wrapped, err, errlen);
-out:
-    OPENSSL_cleanse(mine, sizeof(mine));
-    cmn_buf_cleanup(&body);
-    cmn_buf_cleanup(&ans);
-    if (rc != TPS_OK)
-        OPENSSL_cleanse(plain, TPS_KEYGEN_CHALLENGE_LEN);
-    return rc;
+    return tps_tks_encrypt_data(t, req, path, sid, card->proto, card->cuid, card->kdd,
+                                card->key_info, card->key_info_len, plain, wrapped, err, errlen);
 }
 
 enum tps_rc
-tps_keygen_import_object(unsigned key_bits, const uint8_t *wrapped, size_t len,
-                         struct cmn_buf *out)
+tps_keygen_import_object(unsigned key_bits, const uint8_t *wrapped, size_t len, struct cmn_buf *out)
 {
     uint8_t hdr[4] = {0x01, 0x09, (uint8_t)(key_bits >> 8), (uint8_t)key_bits};
 

@@ -14,6 +14,7 @@
 #include "gateway/config.h"
 #include "gateway/enroll.h"
 #include "gateway/enroll_int.h"
+#include "gateway/keychange.h"
 #include "gateway/session.h"
 
 static const char OP[] = "pinReset";
@@ -175,8 +176,16 @@ tps_pinreset_run(struct tps_session *s, const struct tps_enroll_env *ee)
         leased = true;
     }
     rc = tps_probe_gp(s);
-    if (rc == TPS_OK)
-        rc = tps_enroll_applet_channel(s, OP);
+    if (rc == TPS_OK) {
+        struct tps_keychange_tdb kct = {.db = ee->tdb, .tok = &tok, .lease = &lease,
+                                        .user = s->user, .ip = s->client_ip,
+                                        .token_type = s->tok.type};
+        struct tps_keychange_store kcs;
+
+        if (leased)
+            tps_keychange_tdb_store(&kct, &kcs);
+        rc = tps_enroll_applet_channel(s, OP, leased ? &kcs : NULL);
+    }
     if (rc != TPS_OK)
         goto out;
     snprintf(k, sizeof(k), "op.%s.%s.pinReset.pin.minLen", OP, s->tok.type);

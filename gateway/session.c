@@ -12,6 +12,8 @@
 #include "common/http.h"
 #include "common/pct.h"
 #include "gateway/config.h"
+#include "gateway/enroll.h"
+#include "gateway/pinreset.h"
 #include "common/log.h"
 
 #define MSG_OUT_MAX 4000 /* server messages stay below ESC's 4096-byte chunk buffer (§1.5) */
@@ -56,6 +58,7 @@ void
 tps_session_cleanup(struct tps_session *s)
 {
     cmn_scp_cleanup(&s->scp);
+    OPENSSL_cleanse(&s->srvkg, sizeof(s->srvkg));
     cmn_tpsframer_cleanup(&s->framer);
     cmn_tpsext_cleanup(&s->ext);
     OPENSSL_cleanse(s->user, sizeof(s->user));
@@ -432,9 +435,14 @@ tps_session_run(struct tps_session *s)
         break;
     case CMN_TPS_OP_ENROLL:
     case CMN_TPS_OP_RESET_PIN:
-        rc = tps_session_fail(s, TPS_EUNSUPP, CMN_TPS_STATUS_READ_OBJECT_PDU,
-                              "operation %s is not served by this gateway yet",
-                              cmn_tps_op_name(s->op));
+        if (s->env->enroll == NULL)
+            rc = tps_session_fail(s, TPS_EUNSUPP, CMN_TPS_STATUS_READ_OBJECT_PDU,
+                                  "operation %s: no enrollment backends in this process",
+                                  cmn_tps_op_name(s->op));
+        else if (s->op == CMN_TPS_OP_ENROLL)
+            rc = tps_enroll_run(s, s->env->enroll);
+        else
+            rc = tps_pinreset_run(s, s->env->enroll);
         break;
     default:
         echo_op = CMN_TPS_OP_UNKNOWN; /* operation=0&result=1&message=0 (§3.5) */

@@ -13,11 +13,14 @@
 #include "common/scp.h"
 #include "common/tpsmsg.h"
 #include "gateway/gwerr.h"
+#include "gateway/tks.h"
 
 struct cmn_http_conn;
 struct tps_config;
 struct tps_tks;
 struct fo_req;
+struct tps_keychange_store;
+struct tps_enroll_env;
 
 /* ---- hooks to the token DB and the authenticator (adapters in gateway/hooks.c) ---- */
 
@@ -57,6 +60,10 @@ struct tps_db_ops {
     void (*unlease)(void *db, const char *cuid);
     /* Writes the token entry (on success) and the activity. TPS_OK, TPS_EDB. */
     enum tps_rc (*record)(void *db, const struct tps_db_result *r, char *err, size_t errlen);
+    /* Key changeover (gateway/keychange.h): fills *out with the pending-key-version store of
+     * the token read by token_get and leased by lease (valid until unlease). TPS_OK; TPS_EDB
+     * when no token is read and leased. May be NULL: changeover without a record. */
+    enum tps_rc (*keychange_store)(void *db, struct tps_keychange_store *out);
 };
 
 struct tps_auth_ops {
@@ -74,9 +81,12 @@ struct tps_env {
     const struct tps_db_ops *db_ops; /* NULL: no token DB (tests of the protocol only) */
     void *db;                        /* this worker's DB handle */
     const struct tps_auth_ops *auth_ops;
-    void *auth;                         /* this worker's authenticator handle */
-    const uint8_t *test_host_challenge; /* tests only (spec vectors): fixed 8-byte challenge;
-                                         * NULL in the daemon: random from the DRBG */
+    void *auth;                          /* this worker's authenticator handle */
+    const struct tps_enroll_env *enroll; /* enroll and PIN reset backends of this worker
+                                          * (gateway/enroll.h); NULL: operations 1 and 3
+                                          * end with status 8 (protocol-only tests) */
+    const uint8_t *test_host_challenge;  /* tests only (spec vectors): fixed 8-byte challenge;
+                                          * NULL in the daemon: random from the DRBG */
 };
 
 /* ---- the token as the session learns it ---- */
@@ -121,6 +131,7 @@ struct tps_session {
     struct tps_card_info tok;
     struct cmn_scp scp;
     bool channel_open;
+    struct tps_tks_srvkg srvkg; /* keygen material of the open channel (serverKeygen): secret */
     char user[128];       /* authenticated user */
     char last_sw_cmd[24]; /* name of the last command that got a bad SW */
 };

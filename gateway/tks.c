@@ -218,10 +218,12 @@ tps_tks_keys_wipe(struct tps_tks_keys *k)
     OPENSSL_cleanse(k, sizeof(*k));
 }
 
-/* One POST; the answer body is appended to resp (a secret buffer: it holds wrapped keys). */
+/* One POST of servlet `name` at path; the answer body is appended to resp (a secret buffer:
+ * it holds wrapped keys). */
 static enum tps_rc
-post(const struct tps_tks *t, struct fo_req *req, const char *sid, const struct cmn_buf *body,
-     struct cmn_buf *resp, char *err, size_t errlen)
+post_to(const struct tps_tks *t, struct fo_req *req, const char *sid, const char *path,
+        const char *name, const struct cmn_buf *body, struct cmn_buf *resp, char *err,
+        size_t errlen)
 {
     struct fo_call c;
     struct fo_req *own = NULL;
@@ -231,8 +233,11 @@ post(const struct tps_tks *t, struct fo_req *req, const char *sid, const struct 
     enum tps_rc rc = TPS_OK;
 
     if (t->post != NULL)
-        return t->post(t->post_arg, t->path, (const char *)body->data, body->len, resp, err,
-                       errlen);
+        return t->post(t->post_arg, path, (const char *)body->data, body->len, resp, err, errlen);
+    if (t->list == NULL) {
+        snprintf(err, errlen, "%s: no TKS clones configured", t->id);
+        return TPS_ECONFIG;
+    }
     if (!t->keep_alive || req == NULL) {
         /* A handle of our own: a fresh connection, closed when the call ends. */
         if (fo_req_new(&own) != FO_OK) {
@@ -243,12 +248,12 @@ post(const struct tps_tks *t, struct fo_req *req, const char *sid, const struct 
     }
     memset(&c, 0, sizeof(c));
     c.method = FO_POST;
-    c.path = t->path;
+    c.path = path;
     c.body = body->data;
     c.body_len = body->len;
-    c.idem = FO_IDEMPOTENT; /* computeSessionKey has no side effect (backends §6) */
+    c.idem = FO_IDEMPOTENT; /* computeSessionKey, encryptData: no side effect (backends §6) */
     c.deadline_ms = t->deadline_ms;
-    c.name = "computeSessionKey";
+    c.name = name;
     c.req_id = sid;
     c.check = check_answer;
     frc = fo_req_perform(req, t->list, &c);
@@ -257,7 +262,8 @@ post(const struct tps_tks *t, struct fo_req *req, const char *sid, const struct 
         const char *v;
         size_t vl;
         if (frc == FO_EREJECTED && tps_tks_field((const char *)ans, alen, "status", &v, &vl))
-            snprintf(err, errlen, "%s: TKS status %.*s%s (%s)", t->id, (int)(vl > 4 ? 4 : vl), v,
+            snprintf(err, errlen, "%s %s: TKS status %.*s%s (%s)", t->id, name,
+                     (int)(vl > 4 ? 4 : vl), v,
                      vl == 1 && v[0] == '5' ? ", card cryptogram mismatch" : "",
                      fo_req_endpoint_name(req) ? fo_req_endpoint_name(req) : "?");
         else
@@ -269,6 +275,52 @@ post(const struct tps_tks *t, struct fo_req *req, const char *sid, const struct 
     }
     fo_req_free(own);
     return rc;
+}
+
+static enum tps_rc
+post(const struct tps_tks *t, struct fo_req *req, const char *sid, const struct cmn_buf *body,
+     struct cmn_buf *resp, char *err, size_t errlen)
+{
+    return post_to(t, req, sid, t->path, "computeSessionKey", body, resp, err, errlen);
+}
+
+/* Decodes field `name` of ans into out[0..cap): true when present, well formed and of a length
+ * in [min, cap]. */
+static bool
+bytes_field(const struct cmn_buf *ans, const char *name, uint8_t *out, size_t min, size_t cap,
+            size_t *n)
+{
+    const char *v;
+    size_t vl;
+
+    return tps_tks_field((const char *)ans->data, ans->len, name, &v, &vl) &&
+           tps_tks_value_decode(v, vl, out, cap, n) == TPS_OK && *n >= min;
+}
+
+/* The serversideKeygen fields of an answer (backends §2.3); out->have says whether all the
+ * required ones are there. drm_trans_aesKey is optional (SCP02 has none). */
+static void
+srvkg_fields(const struct tps_tks *t, const char *sid, const struct cmn_buf *ans,
+             struct tps_tks_srvkg *out)
+{
+    size_t n = 0, kn = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->have = bytes_field(ans, "kek_wrapped_desKey", out->kek_wrapped_des, 16,
+                            sizeof(out->kek_wrapped_des), &n) &&
+                bytes_field(ans, "keycheck", out->keycheck, 3, sizeof(out->keycheck), &kn) &&
+                bytes_field(ans, "drm_trans_desKey", out->drm_trans_des, 1,
+                            sizeof(out->drm_trans_des), &out->drm_trans_des_len);
+    if (out->have && !bytes_field(ans, "drm_trans_aesKey", out->drm_trans_aes, 1,
+                                  sizeof(out->drm_trans_aes), &out->drm_trans_aes_len))
+        out->drm_trans_aes_len = 0;
+    if (!out->have) {
+        OPENSSL_cleanse(out, sizeof(*out));
+        CMN_LOG(CMN_LOG_WARN, "tks.no_keygen_material", sid,
+                "conn=%s msg=\"serversideKeygen asked, answer lacks kek_wrapped_desKey, keycheck "
+                "or drm_trans_desKey\"",
+                t->id);
+    }
 }
 
 /* Reads a wrapped session key field and unwraps it. */
@@ -409,6 +461,8 @@ tps_tks_session_keys(const struct tps_tks *t, struct fo_req *req, const char *si
         }
         if (rc == TPS_OK)
             rc = host_cryptogram(t, &ans, out, err, errlen);
+        if (rc == TPS_OK && t->server_keygen)
+            srvkg_fields(t, sid, &ans, &out->srvkg);
         break;
     case CMN_SCP02:
         /* One call per derivation constant; the cryptograms are ours (backends §2.4). */
@@ -428,6 +482,9 @@ tps_tks_session_keys(const struct tps_tks *t, struct fo_req *req, const char *si
                 rc = status_ok(t, &ans, err, errlen);
             if (rc == TPS_OK)
                 rc = unwrap_field(t, &ans, "sessionKey", CMN_KEY_DES3, dst[i], err, errlen);
+            /* The DEK call (01 81) carries the keygen material (backends §2.4). */
+            if (rc == TPS_OK && i == 3 && t->server_keygen)
+                srvkg_fields(t, sid, &ans, &out->srvkg);
         }
         out->have_rmac = out->have_dek = rc == TPS_OK;
         break;
@@ -441,5 +498,66 @@ tps_tks_session_keys(const struct tps_tks *t, struct fo_req *req, const char *si
         tps_tks_keys_wipe(out);
     cmn_buf_cleanup(&body);
     cmn_buf_cleanup(&ans);
+    return rc;
+}
+
+/* A 16-byte field of an encryptData answer. */
+static enum tps_rc
+field16(const struct tps_tks *t, const struct cmn_buf *ans, const char *name, uint8_t out[16],
+        char *err, size_t errlen)
+{
+    size_t n = 0;
+
+    if (!bytes_field(ans, name, out, 16, 16, &n) || n != 16) {
+        snprintf(err, errlen, "%s: encryptData answer lacks a 16-byte %s", t->id, name);
+        return TPS_EPROTO;
+    }
+    return TPS_OK;
+}
+
+enum tps_rc
+tps_tks_encrypt_data(const struct tps_tks *t, struct fo_req *req, const char *path, const char *sid,
+                     enum cmn_scp_proto proto, const uint8_t cuid[10], const uint8_t kdd[10],
+                     const uint8_t *key_info, size_t key_info_len, uint8_t plain[16],
+                     uint8_t wrapped[16], char *err, size_t errlen)
+{
+    uint8_t mine[16];
+    struct cmn_buf body, ans;
+    enum tps_rc rc;
+
+    cmn_buf_init_secret(&body, TKS_BODY_MAX);
+    cmn_buf_init_secret(&ans, TKS_ANSWER_MAX);
+    if (cmn_crypto_random(mine, sizeof(mine)) != CMN_OK) {
+        snprintf(err, errlen, "no random enrollment challenge");
+        rc = TPS_ECRYPTO;
+        goto out;
+    }
+    if (cmn_buf_puts(&body, "data=") != CMN_OK ||
+        tps_tks_hash_append(&body, mine, sizeof(mine)) != TPS_OK ||
+        cmn_buf_puts(&body, "&tokencuid=") != CMN_OK ||
+        tps_tks_hash_append(&body, cuid, 10) != TPS_OK || cmn_buf_puts(&body, "&KDD=") != CMN_OK ||
+        tps_tks_hash_append(&body, kdd, 10) != TPS_OK ||
+        cmn_buf_puts(&body, "&KeyInfo=") != CMN_OK ||
+        tps_tks_hash_append(&body, key_info, key_info_len) != TPS_OK ||
+        cmn_buf_printf(&body, "&keySet=%s&protocol=%d", t->keyset, (int)proto) != CMN_OK) {
+        snprintf(err, errlen, "%s: encryptData request too large", t->id);
+        rc = TPS_ETOOBIG;
+        goto out;
+    }
+    rc = post_to(t, req, sid, path != NULL && path[0] ? path : "/tks/agent/tks/encryptData",
+                 "encryptData", &body, &ans, err, errlen);
+    if (rc == TPS_OK)
+        rc = status_ok(t, &ans, err, errlen);
+    /* The TKS may have encrypted its own random bytes: use what it says it encrypted. */
+    if (rc == TPS_OK)
+        rc = field16(t, &ans, "data", plain, err, errlen);
+    if (rc == TPS_OK)
+        rc = field16(t, &ans, "encryptedData", wrapped, err, errlen);
+out:
+    OPENSSL_cleanse(mine, sizeof(mine));
+    cmn_buf_cleanup(&body);
+    cmn_buf_cleanup(&ans);
+    if (rc != TPS_OK)
+        OPENSSL_cleanse(plain, 16);
     return rc;
 }

@@ -53,8 +53,23 @@ struct tps_tks_in {
     uint8_t host_challenge[8];
 };
 
+/* Server-side keygen material of computeSessionKey with serversideKeygen=true (backends §2.3,
+ * §2.4: SCP02 returns it with the DEK call): a fresh DES3 transport key D under the card KEK
+ * (SCP01/03) or the DEK session key (SCP02), its KCV, and D (and an AES key A) wrapped for the
+ * KRA's transport certificate. Secrets: wipe with the keys. */
+struct tps_tks_srvkg {
+    bool have;                   /* every field below was present and well formed */
+    uint8_t kek_wrapped_des[16]; /* kek_wrapped_desKey */
+    uint8_t keycheck[3];         /* keycheck (KCV of D; SCP03: of A, keycheck_des is D's) */
+    uint8_t drm_trans_des[512];  /* drm_trans_desKey */
+    size_t drm_trans_des_len;
+    uint8_t drm_trans_aes[512]; /* drm_trans_aesKey, or empty (SCP02) */
+    size_t drm_trans_aes_len;
+};
+
 /* Session keys as the TKS returned them, unwrapped. Wipe with tps_tks_keys_wipe(). */
 struct tps_tks_keys {
+    struct tps_tks_srvkg srvkg;         /* only when the connector asks (conn.<id>.serverKeygen) */
     struct cmn_key enc, mac, rmac, dek; /* rmac/dek: SCP02 only (dek also SCP03: static KEK) */
     bool have_rmac, have_dek;
     uint8_t host_cryptogram[8];
@@ -71,6 +86,20 @@ void tps_tks_keys_wipe(struct tps_tks_keys *k);
 enum tps_rc tps_tks_session_keys(const struct tps_tks *t, struct fo_req *req, const char *sid,
                                  const struct tps_tks_in *in, struct tps_tks_keys *out, char *err,
                                  size_t errlen);
+
+/* encryptData (backends §2.6, IDEMPOTENT, over the clones like computeSessionKey): asks the
+ * TKS to encrypt 16 random bytes under the card's static KEK. The TKS may encrypt its own
+ * random bytes instead: the returned `data` is what the card will decrypt, so it is what
+ * comes back in plain. path: conn.<id>.servlet.encryptData (NULL or "" =
+ * /tks/agent/tks/encryptData). key_info: the card's current key set (2 bytes, SCP03 3).
+ * [out] plain (a secret: wipe it), wrapped, 16 bytes each. TPS_OK, TPS_EBACKEND (err: which
+ * clone and why), TPS_EPROTO (answer lacks a 16-byte field), TPS_ECRYPTO. Thread-safe with
+ * distinct req. */
+enum tps_rc tps_tks_encrypt_data(const struct tps_tks *t, struct fo_req *req, const char *path,
+                                 const char *sid, enum cmn_scp_proto proto, const uint8_t cuid[10],
+                                 const uint8_t kdd[10], const uint8_t *key_info,
+                                 size_t key_info_len, uint8_t plain[16], uint8_t wrapped[16],
+                                 char *err, size_t errlen);
 
 /* Appends "#XX#YY..." (uppercase) for n bytes: the TKS "HASH" encoding (backends §2.2). */
 enum tps_rc tps_tks_hash_append(struct cmn_buf *b, const uint8_t *p, size_t n);

@@ -268,6 +268,9 @@ tls_setup(struct sim_srv *s, struct cmn_buf *errs)
     SSL_CTX_set_client_CA_list(s->ssl, SSL_load_client_CA_file(ca));
     /* §7 (1): a client certificate is required; the handshake fails without one. */
     SSL_CTX_set_verify(s->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* Clients resume sessions (libcurl does): with peer verification OpenSSL refuses a
+     * resumed handshake unless the sessions carry a context id. */
+    (void)SSL_CTX_set_session_id_context(s->ssl, (const unsigned char *)"pki-sim", 7);
     ERR_clear_error();
     return CMN_OK;
 }

@@ -2,9 +2,8 @@
  * socketpair against an in-process vtoken card, TKS (computeSessionKey + encryptData with
  * developer keys) and CA (real X.509 signed with OpenSSL): the card's certificates as the
  * middleware reads them, signatures through the card verified with them, exactly one
- * certificate per slot, a CA outcome that stays unknown, the TKS down. The dispatch of
- * operations 1 and 3 is a local copy until gateway/session.c calls tps_enroll_run /
- * tps_pinreset_run. Needs libvtoken.a: built with -DTPS_TEST_WITH_VTOKEN by its own rule in
+ * certificate per slot, a CA outcome that stays unknown, the TKS down. The operations run
+ * through tps_session_run (the daemon's dispatch, env.enroll). Needs libvtoken.a: built with -DTPS_TEST_WITH_VTOKEN by its own rule in
  * gateway/gateway.mk (see docs/enroll.md); without it the test fails and says so. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -226,49 +225,25 @@ struct srv_arg {
     enum tps_rc rc;
 };
 
-/* The local copy of the dispatch: what gateway/session.c does for operations 1 and 3 once
- * they are wired (begin op, processor, END_OP). */
+/* The daemon's path: request head, then tps_session_run (Begin Op, dispatch through
+ * env.enroll, END_OP). */
 static void *
 srv_main(void *p)
 {
     struct srv_arg *a = p;
-    const struct cmn_http_hdr hdrs[] = {{"Content-Type", "text/plain"},
-                                        {"Transfer-Encoding", "chunked"}};
     struct cmn_http_limits lim = {.max_chunk = 9999 + 8, .timeout_ms = 10000};
     struct cmn_http_conn *c = NULL;
     struct cmn_http_head h;
     struct tps_session *s = calloc(1, sizeof(*s));
-    struct cmn_tpsmsg m;
-    struct cmn_buf out;
-    unsigned long op = 0;
 
     assert_non_null(s);
     cmn_http_head_init(&h);
-    cmn_tpsmsg_init(&m);
-    cmn_buf_init(&out, 4096);
     assert_int_equal(cmn_http_conn_new_fd(a->fd, &lim, &c), CMN_OK);
     assert_int_equal(cmn_http_read_request_head(c, &h), CMN_OK);
     tps_session_init(s, &a->w->env, c, "127.0.0.1");
-    assert_int_equal(cmn_http_write_response_head(c, 200, NULL, hdrs, 2), CMN_OK);
-    assert_int_equal(tps_session_recv(s, CMN_TPS_MSG_BEGIN_OP, &m), TPS_OK);
-    assert_int_equal(cmn_tpsmsg_get_uint(&m, "operation", 1000, &op), CMN_OK);
-    s->op = (int)op;
-    assert_int_equal(cmn_tpsext_parse(&s->ext, cmn_tpsmsg_raw(&m, "extensions")), CMN_OK);
-    s->status_updates = cmn_tpsext_is_true(&s->ext, "statusUpdate");
-    a->rc = op == CMN_TPS_OP_ENROLL ? tps_enroll_run(s, &a->w->ee)
-                                    : tps_pinreset_run(s, &a->w->ee);
-    if (a->rc == TPS_OK && s->fail_rc != TPS_OK)
-        a->rc = s->fail_rc;
-    if (!s->connection_dead) {
-        (void)cmn_tpsmsg_build_end_op(&out, (int)op, a->rc == TPS_OK ? 0 : 1,
-                                      a->rc == TPS_OK ? 0 : s->end_status);
-        (void)tps_session_send(s, &out);
-        (void)cmn_http_write_last_chunk(c);
-    }
+    a->rc = tps_session_run(s);
     tps_session_cleanup(s);
     free(s);
-    cmn_buf_cleanup(&out);
-    cmn_tpsmsg_cleanup(&m);
     cmn_http_head_cleanup(&h);
     cmn_http_conn_free(c);
     close(a->fd);
@@ -401,6 +376,7 @@ world_setup(void **state)
     w->ee.cfg = w->ecfg;
     w->ee.ops = &fake_ops;
     w->ee.ops_arg = &w->ca;
+    w->env.enroll = &w->ee;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* tests/unit/gateway/test_tks.c - the TKS client: #XX request encoding, answer parsing (first
  * '=', #XX and %XX values), session keys unwrapped with the shared secret against the backends
- * §3.3/§3.6 worked values, status codes and missing fields. */
+ * §3.3/§3.6 worked values, status codes and missing fields; the serversideKeygen fields and
+ * encryptData (backends §2.3, §2.6). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 struct canned {
     const char *answer;
+    const char *want_path; /* NULL: computeSessionKey */
     char body[2048];
 };
 
@@ -24,7 +26,7 @@ canned_post(void *arg, const char *path, const char *body, size_t len, struct cm
 
     (void)err;
     (void)errlen;
-    assert_string_equal(path, "/tks/agent/tks/computeSessionKey");
+    assert_string_equal(path, c->want_path ? c->want_path : "/tks/agent/tks/computeSessionKey");
     snprintf(c->body, sizeof(c->body), "%.*s", (int)len, body);
     (void)cmn_buf_puts(resp, c->answer);
     return TPS_OK;
@@ -125,6 +127,102 @@ test_tks_status_and_missing_fields(void **state)
 }
 
 static void
+test_tks_server_keygen_fields(void **state)
+{
+    static const uint8_t wd[16] = {0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7,
+                                   0xA8, 0xA9, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF};
+    static const uint8_t kcv[3] = {0x12, 0x34, 0x56};
+    struct canned c = {
+        .answer = "status=0&sessionKey=%9C%83%20%88%8A%B8%7C%FB%40%34%19%2F%6A%24%6F%9E"
+                  "&encSessionKey=#9C#83#20#88#8A#B8#7C#FB#40#34#19#2F#6A#24#6F#9E"
+                  "&hostCryptogram=%05%75%7f%5b%4d%19%d6%c4"
+                  "&kek_wrapped_desKey=#A0#A1#A2#A3#A4#A5#A6#A7#A8#A9#AA#AB#AC#AD#AE#AF"
+                  "&keycheck=%12%34%56&drm_trans_desKey=%01%02%03%04%05"
+                  "&drm_trans_aesKey=#0A#0B",
+    };
+    struct tps_tks *t = make_tks(&c);
+    struct tps_tks_in in;
+    struct tps_tks_keys k;
+    char err[256] = "";
+
+    (void)state;
+    make_in(&in);
+    /* not asked for: ignored even when present */
+    assert_int_equal(tps_tks_session_keys(t, NULL, "sid", &in, &k, err, sizeof(err)), TPS_OK);
+    assert_false(k.srvkg.have);
+    tps_tks_keys_wipe(&k);
+    t->server_keygen = true;
+    assert_int_equal(tps_tks_session_keys(t, NULL, "sid", &in, &k, err, sizeof(err)), TPS_OK);
+    assert_non_null(strstr(c.body, "serversideKeygen=true"));
+    assert_true(k.srvkg.have);
+    assert_memory_equal(k.srvkg.kek_wrapped_des, wd, 16);
+    assert_memory_equal(k.srvkg.keycheck, kcv, 3);
+    assert_int_equal(k.srvkg.drm_trans_des_len, 5);
+    assert_int_equal(k.srvkg.drm_trans_des[4], 5);
+    assert_int_equal(k.srvkg.drm_trans_aes_len, 2);
+    assert_int_equal(k.srvkg.drm_trans_aes[1], 0x0B);
+    tps_tks_keys_wipe(&k);
+    /* a short KEK-wrapped key or no keycheck: the keys still work, the material is absent */
+    c.answer = "status=0&sessionKey=%9C%83%20%88%8A%B8%7C%FB%40%34%19%2F%6A%24%6F%9E"
+               "&encSessionKey=#9C#83#20#88#8A#B8#7C#FB#40#34#19#2F#6A#24#6F#9E"
+               "&hostCryptogram=%05%75%7f%5b%4d%19%d6%c4"
+               "&kek_wrapped_desKey=#A0#A1&keycheck=%12%34%56&drm_trans_desKey=%01";
+    assert_int_equal(tps_tks_session_keys(t, NULL, "sid", &in, &k, err, sizeof(err)), TPS_OK);
+    assert_false(k.srvkg.have);
+    assert_int_equal(k.srvkg.drm_trans_des_len, 0);
+    tps_tks_keys_wipe(&k);
+    tps_tks_free(t);
+}
+
+static void
+test_tks_encrypt_data(void **state)
+{
+    static const uint8_t cuid[10] = {0x40, 0x90, 0x79, 0x01, 0x00, 0x1F, 0x12, 0x34, 0x56, 0x78};
+    static const uint8_t ki[2] = {0x01, 0x01};
+    struct canned c = {
+        .want_path = "/tks/agent/tks/encryptData",
+        .answer = "status=0&data=#00#11#22#33#44#55#66#77#88#99#AA#BB#CC#DD#EE#FF"
+                  "&encryptedData=%F0%F1%F2%F3%F4%F5%F6%F7%F8%F9%FA%FB%FC%FD%FE%FF",
+    };
+    struct tps_tks *t = make_tks(&c);
+    uint8_t plain[16], wrapped[16], zero[16] = {0};
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(tps_tks_encrypt_data(t, NULL, NULL, "sid", CMN_SCP01, cuid, cuid, ki, 2, plain,
+                                          wrapped, err, sizeof(err)),
+                     TPS_OK);
+    /* the TKS's data is what the card decrypts, not ours */
+    assert_int_equal(plain[1], 0x11);
+    assert_int_equal(plain[15], 0xFF);
+    assert_int_equal(wrapped[0], 0xF0);
+    assert_int_equal(wrapped[15], 0xFF);
+    assert_true(strncmp(c.body, "data=#", 6) == 0);
+    assert_non_null(strstr(c.body, "&tokencuid=#40#90#79#01#00#1F#12#34#56#78"));
+    assert_non_null(strstr(c.body, "&KeyInfo=#01#01&keySet=defKeySet&protocol=1"));
+    /* a configured path is used */
+    c.want_path = "/tks/other/encryptData";
+    assert_int_equal(tps_tks_encrypt_data(t, NULL, "/tks/other/encryptData", "sid", CMN_SCP01, cuid,
+                                          cuid, ki, 2, plain, wrapped, err, sizeof(err)),
+                     TPS_OK);
+    c.want_path = "/tks/agent/tks/encryptData";
+    c.answer = "status=2";
+    assert_int_equal(tps_tks_encrypt_data(t, NULL, "", "sid", CMN_SCP01, cuid, cuid, ki, 2, plain,
+                                          wrapped, err, sizeof(err)),
+                     TPS_EBACKEND);
+    /* a field of the wrong length: refused, the plain challenge wiped */
+    c.answer = "status=0&data=#00#11#22#33#44#55#66#77#88#99#AA#BB#CC#DD#EE#FF"
+               "&encryptedData=%F0%F1";
+    memset(plain, 0x5A, sizeof(plain));
+    assert_int_equal(tps_tks_encrypt_data(t, NULL, NULL, "sid", CMN_SCP01, cuid, cuid, ki, 2, plain,
+                                          wrapped, err, sizeof(err)),
+                     TPS_EPROTO);
+    assert_non_null(strstr(err, "encryptedData"));
+    assert_memory_equal(plain, zero, 16);
+    tps_tks_free(t);
+}
+
+static void
 test_tks_codec_edges(void **state)
 {
     struct cmn_buf b;
@@ -161,6 +259,8 @@ main(void)
         cmocka_unit_test(test_tks_scp01_request_and_unwrap),
         cmocka_unit_test(test_tks_status_and_missing_fields),
         cmocka_unit_test(test_tks_codec_edges),
+        cmocka_unit_test(test_tks_server_keygen_fields),
+        cmocka_unit_test(test_tks_encrypt_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,6 +135,7 @@ $(B)/fuzz/replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay_main.o $(FUZ
 # `make check`: everything, from a fresh machine. Unit tests run twice (release and
 # ASan/UBSan); fuzz corpora replay under ASan; integration scripts start real daemons.
 check: deps
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory VARIANT=release build-tests
 	@$(MAKE) --no-print-directory VARIANT=asan build-tests
 	@$(MAKE) --no-print-directory check-run
@@ -171,7 +172,7 @@ demo-stop:
 	@sh scripts/demo.sh stop
 
 BANNED = strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol
-lint: deps
+lint:
 	@! grep -nEw '($(BANNED))[[:space:]]*\(' $$(git ls-files '*.c' '*.h') \
 	    || { echo 'lint: banned function used (see STYLE: use snprintf, cmn_parse_uint)'; exit 1; }
 	@for h in $$(git ls-files '*.h' | grep -v '^tests/'); do \

@@ -53,7 +53,7 @@ tc_pcsc_list(FILE *out, char *err, size_t errlen)
         SCardReleaseContext(ctx);
         return TC_ENOCARD;
     }
-    for (char *r = readers; r && *r; r += strlen(r) + 1) {
+    for (char *r = readers; r != NULL && *r; r += strlen(r) + 1) {
         SCARD_READERSTATE st;
 
         memset(&st, 0, sizeof(st));
@@ -174,11 +174,13 @@ find_reader(struct pcsc *p, const char *want, int wait_ms, char *err, size_t err
         pcsc_err(err, errlen, "listing readers", rv);
         return TC_ENOCARD;
     }
-    for (char *r = readers; *r && n < 16; r += strlen(r) + 1) {
+    for (char *r = readers; r != NULL && *r && n < 16; r += strlen(r) + 1) {
         if (want != NULL && strcmp(r, want) != 0)
             continue;
         memset(&st[n], 0, sizeof(st[n]));
         st[n].szReader = strdup(r);
+        if (st[n].szReader == NULL)
+            continue;
         st[n].dwCurrentState = SCARD_STATE_UNAWARE;
         n++;
     }

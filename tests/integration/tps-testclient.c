@@ -116,8 +116,7 @@ run(const struct opts *o, struct vt_card *card)
         cmn_tpsmsg_build_begin_op(&out, o->op, o->ext) != CMN_OK ||
         cmn_http_write_chunk(c, out.data, out.len) != CMN_OK ||
         cmn_http_read_response_head(c, &h) != CMN_OK || h.status != 200) {
-        fprintf(stderr, "request failed: %s (HTTP %d)\n", c ? cmn_http_conn_errmsg(c) : "",
-                h.status);
+        fprintf(stderr, "request failed: %s (HTTP %d)\n", cmn_http_conn_errmsg(c), h.status);
         goto out;
     }
     for (;;) {

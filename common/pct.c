@@ -191,3 +191,69 @@ cmn_pct_decode_mem(const char *in, size_t n, int flags, uint8_t *out, size_t out
     *out_len = decode_into(p, n, out);
     return CMN_OK;
 }
+
+enum cmn_rc
+cmn_pct_hash_append(struct cmn_buf *out, const uint8_t *in, size_t n)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    uint8_t *dst;
+    enum cmn_rc rc;
+
+    if (n > SIZE_MAX / 3)
+        return CMN_ETOOBIG;
+    rc = cmn_buf_reserve(out, 3 * n, &dst);
+    if (rc != CMN_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        dst[3 * i] = '#';
+        dst[3 * i + 1] = (uint8_t)digits[in[i] >> 4];
+        dst[3 * i + 2] = (uint8_t)digits[in[i] & 15];
+    }
+    out->len += 3 * n;
+    return CMN_OK;
+}
+
+static int
+hash_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+enum cmn_rc
+cmn_pct_hash_decode(const char *s, size_t n, bool pct_too, uint8_t *out, size_t out_size,
+                    size_t *out_len)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t byte;
+
+        if (s[i] == '#' || (pct_too && s[i] == '%')) {
+            int hi, lo;
+
+            if (n - i < 3)
+                return CMN_EINVAL;
+            hi = hash_hexval(s[i + 1]);
+            lo = hash_hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return CMN_EINVAL;
+            byte = (uint8_t)(hi << 4 | lo);
+            i += 2;
+        } else if (s[i] == '+') {
+            byte = ' ';
+        } else {
+            byte = (uint8_t)s[i];
+        }
+        if (o >= out_size)
+            return CMN_ETOOBIG;
+        out[o++] = byte;
+    }
+    *out_len = o;
+    return CMN_OK;
+}

@@ -46,4 +46,17 @@ enum cmn_rc cmn_pct_decode(struct cmn_buf *out, const char *in, size_t n, int fl
 enum cmn_rc cmn_pct_decode_mem(const char *in, size_t n, int flags, uint8_t *out,
                                size_t out_size, size_t *out_len);
 
+
+/* ---- Dogtag "hash" encoding of binary values in backend requests (backends §2, R-11) ---- */
+
+/* Appends every byte of in as "#XX" (uppercase hex), e.g. the KDD for the TKS.
+ * CMN_ETOOBIG when out->max would be exceeded (out unchanged then). */
+enum cmn_rc cmn_pct_hash_append(struct cmn_buf *out, const uint8_t *in, size_t n);
+/* Decodes a hash-encoded value: "#XX" (either case) is a byte, '+' a space, any other
+ * character itself; with pct_too, "%XX" is a byte as well (answers whose values were not
+ * form-decoded first). [out] out, out_len. CMN_EINVAL on a broken escape, CMN_ETOOBIG when
+ * out_size is too small. */
+enum cmn_rc cmn_pct_hash_decode(const char *s, size_t n, bool pct_too, uint8_t *out,
+                                size_t out_size, size_t *out_len);
+
 #endif

@@ -13,6 +13,7 @@
 
 #include "common/cfg.h"
 #include "common/log.h"
+#include "common/pct.h"
 #include "gateway/config.h"
 
 #define TKS_BODY_MAX 4096
@@ -21,56 +22,17 @@
 enum tps_rc
 tps_tks_hash_append(struct cmn_buf *b, const uint8_t *p, size_t n)
 {
-    static const char digits[] = "0123456789ABCDEF";
-
-    for (size_t i = 0; i < n; i++) {
-        char t[3] = {'#', digits[p[i] >> 4], digits[p[i] & 15]};
-        if (cmn_buf_append(b, t, 3) != CMN_OK)
-            return TPS_ETOOBIG;
-    }
-    return TPS_OK;
-}
-
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return cmn_pct_hash_append(b, p, n) == CMN_OK ? TPS_OK : TPS_ETOOBIG;
 }
 
 enum tps_rc
 tps_tks_value_decode(const char *v, size_t n, uint8_t *out, size_t cap, size_t *out_len)
 {
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        uint8_t byte;
-        if (v[i] == '#' || v[i] == '%') {
-            int hi, lo;
-            if (i + 2 >= n)
-                return TPS_EPROTO;
-            hi = hexval(v[i + 1]);
-            lo = hexval(v[i + 2]);
-            if (hi < 0 || lo < 0)
-                return TPS_EPROTO;
-            byte = (uint8_t)(hi << 4 | lo);
-            i += 2;
-        } else if (v[i] == '+') {
-            byte = ' ';
-        } else {
-            byte = (uint8_t)v[i];
-        }
-        if (o >= cap)
-            return TPS_ETOOBIG;
-        out[o++] = byte;
+    switch (cmn_pct_hash_decode(v, n, true, out, cap, out_len)) {
+    case CMN_OK: return TPS_OK;
+    case CMN_ETOOBIG: return TPS_ETOOBIG;
+    default: return TPS_EPROTO;
     }
-    *out_len = o;
-    return TPS_OK;
 }
 
 bool

@@ -108,63 +108,16 @@ sim_form_get2(const struct sim_form *f, const char *a, const char *b)
     return p != NULL ? p : sim_form_get(f, b);
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 enum cmn_rc
 sim_hash_decode(const char *s, size_t n, uint8_t *out, size_t out_size, size_t *len)
 {
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        uint8_t v;
-
-        if (s[i] == '#') {
-            int hi, lo;
-
-            if (i + 2 >= n)
-                return CMN_EINVAL;
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return CMN_EINVAL;
-            v = (uint8_t)(hi << 4 | lo);
-            i += 2;
-        } else if (s[i] == '+') {
-            v = 0x20;
-        } else {
-            v = (uint8_t)s[i];
-        }
-        if (o == out_size)
-            return CMN_ETOOBIG;
-        out[o++] = v;
-    }
-    *len = o;
-    return CMN_OK;
+    return cmn_pct_hash_decode(s, n, false, out, out_size, len);
 }
 
 enum cmn_rc
 sim_hash_encode(struct cmn_buf *out, const uint8_t *in, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (size_t i = 0; i < n; i++) {
-        char t[3] = {'#', hex[in[i] >> 4], hex[in[i] & 15]};
-        enum cmn_rc rc = cmn_buf_append(out, t, 3);
-
-        if (rc != CMN_OK)
-            return rc;
-    }
-    return CMN_OK;
+    return cmn_pct_hash_append(out, in, n);
 }
 
 enum cmn_rc

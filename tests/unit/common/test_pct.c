@@ -200,10 +200,43 @@ test_pct_roundtrip_all_bytes(void **state)
     }
 }
 
+static void
+test_pct_hash_roundtrip_and_errors(void **state)
+{
+    static const uint8_t kdd[] = {0x40, 0x90, 0x79, 0x01, 0x00, 0x1F, 0x12, 0x34, 0x56, 0x78};
+    struct cmn_buf b;
+    uint8_t out[16];
+    size_t n;
+
+    (void)state;
+    cmn_buf_init(&b, 64);
+    assert_int_equal(cmn_pct_hash_append(&b, kdd, sizeof(kdd)), CMN_OK);
+    assert_string_equal(cmn_buf_cstr(&b), "#40#90#79#01#00#1F#12#34#56#78");
+    assert_int_equal(cmn_pct_hash_decode((const char *)b.data, b.len, false, out, sizeof(out), &n),
+                     CMN_OK);
+    assert_int_equal(n, sizeof(kdd));
+    assert_memory_equal(out, kdd, sizeof(kdd));
+    /* lower case, '+' as space, '%' only when asked for */
+    assert_int_equal(cmn_pct_hash_decode("#1f+%41", 7, false, out, sizeof(out), &n), CMN_OK);
+    assert_int_equal(n, 5);
+    assert_memory_equal(out, "\x1f %41", 5);
+    assert_int_equal(cmn_pct_hash_decode("#1f+%41", 7, true, out, sizeof(out), &n), CMN_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, "\x1f A", 3);
+    assert_int_equal(cmn_pct_hash_decode("#4", 2, false, out, sizeof(out), &n), CMN_EINVAL);
+    assert_int_equal(cmn_pct_hash_decode("#4G", 3, false, out, sizeof(out), &n), CMN_EINVAL);
+    assert_int_equal(cmn_pct_hash_decode("#41#42", 6, false, out, 1, &n), CMN_ETOOBIG);
+    /* the cap holds: 30 + 11 x 3 characters exceed 64, and nothing is appended */
+    assert_int_equal(cmn_pct_hash_append(&b, out, 11), CMN_ETOOBIG);
+    assert_int_equal(b.len, 30);
+    cmn_buf_cleanup(&b);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pct_hash_roundtrip_and_errors),
         cmocka_unit_test(test_pct_encode_form),
         cmocka_unit_test(test_pct_encode_all_uppercase),
         cmocka_unit_test(test_pct_encode_respects_cap),

@@ -19,6 +19,7 @@ struct cli {
     const char *server, *phone_home, *reader, *token_type, *cacert, *cert, *key;
     const char *emulate_dir, *cuid;
     int wait_s, timeout_s, emulate, op;
+    unsigned retry_delay_ms; /* pause before the one retry: the balancer's time to notice */
     bool extended_login, no_retry, quiet, no_status, so;
     struct tc_ui ui;
     const char *params[16];
@@ -27,42 +28,42 @@ struct cli {
 static void
 usage(FILE *f)
 {
-    fputs(
-        "usage: tokenclient [options] COMMAND\n"
-        "commands:\n"
-        "  readers                 list card readers and whether a card is in them\n"
-        "  status                  show the card: reader, ATR, CUID, phone-home URL and service\n"
-        "  format | enroll | pin-reset\n"
-        "                          run that operation on the card with the TPS\n"
-        "  watch                   wait for cards; phone home for each (and run --op on it)\n"
-        "  so enroll-user | enroll-temporary | format-user | format-officer | set-url\n"
-        "                          security officer workstation operations on a user's card\n"
-        "                          (https with the officer's --cert/--key)\n"
-        "options:\n"
-        "  --server URL            TPS operation URL (default: from the card's phone home)\n"
-        "  --phone-home URL        phone-home URL for cards that carry none\n"
-        "  --reader NAME           use this reader (default: the first with a card)\n"
-        "  --wait SECONDS          wait that long for a card (default 0; -1 forever)\n"
-        "  --token-type TYPE       tokenType extension (default: from phone home)\n"
-        "  --user NAME             user name for login prompts\n"
-        "  --password-file F       password (file mode 600) instead of a prompt\n"
-        "  --new-pin-file F        new PIN (file mode 600) instead of a prompt\n"
-        "  --param ID=VALUE        answer for an extended-login parameter\n"
-        "  --extended-login        ask the TPS for its extended login form\n"
-        "  --cacert F --cert F --key F   TLS trust anchors and client certificate\n"
-        "  --timeout SECONDS       wait per TPS message (default 300)\n"
-        "  --op format|enroll|pin-reset  operation for watch mode\n"
-        "  --no-retry              do not restart an operation whose connection dropped\n"
-        "  --no-progress           do not ask the TPS for progress updates\n"
-        "  --quiet                 print only errors and the result\n"
-        "  --emulate N             load mode: N in-process emulated cards run COMMAND at once\n"
-        "                          against --server, then a summary with latency percentiles\n"
-        "  --emulate-dir DIR       keep the emulated cards' state files in DIR\n"
-        "  --cuid HEX              CUID of the first emulated card (20 hex digits)\n"
-        "exit status: 0 success, 1 usage, 2 no reader/card, 3 card removed or unreadable,\n"
-        "4 TPS unreachable or connection lost, 5 protocol error, 6 cancelled, 10 refused by\n"
-        "the TPS (the message says why and what to do)\n",
-        f);
+    fputs("usage: tokenclient [options] COMMAND\n"
+          "commands:\n"
+          "  readers                 list card readers and whether a card is in them\n"
+          "  status                  show the card: reader, ATR, CUID, phone-home URL and service\n"
+          "  format | enroll | pin-reset\n"
+          "                          run that operation on the card with the TPS\n"
+          "  watch                   wait for cards; phone home for each (and run --op on it)\n"
+          "  so enroll-user | enroll-temporary | format-user | format-officer | set-url\n"
+          "                          security officer workstation operations on a user's card\n"
+          "                          (https with the officer's --cert/--key)\n"
+          "options:\n"
+          "  --server URL            TPS operation URL (default: from the card's phone home)\n"
+          "  --phone-home URL        phone-home URL for cards that carry none\n"
+          "  --reader NAME           use this reader (default: the first with a card)\n"
+          "  --wait SECONDS          wait that long for a card (default 0; -1 forever)\n"
+          "  --token-type TYPE       tokenType extension (default: from phone home)\n"
+          "  --user NAME             user name for login prompts\n"
+          "  --password-file F       password (file mode 600) instead of a prompt\n"
+          "  --new-pin-file F        new PIN (file mode 600) instead of a prompt\n"
+          "  --param ID=VALUE        answer for an extended-login parameter\n"
+          "  --extended-login        ask the TPS for its extended login form\n"
+          "  --cacert F --cert F --key F   TLS trust anchors and client certificate\n"
+          "  --timeout SECONDS       wait per TPS message (default 300)\n"
+          "  --op format|enroll|pin-reset  operation for watch mode\n"
+          "  --no-retry              do not restart an operation whose connection dropped\n"
+          "  --retry-delay SECONDS   pause before that one restart (default 3)\n"
+          "  --no-progress           do not ask the TPS for progress updates\n"
+          "  --quiet                 print only errors and the result\n"
+          "  --emulate N             load mode: N in-process emulated cards run COMMAND at once\n"
+          "                          against --server, then a summary with latency percentiles\n"
+          "  --emulate-dir DIR       keep the emulated cards' state files in DIR\n"
+          "  --cuid HEX              CUID of the first emulated card (20 hex digits)\n"
+          "exit status: 0 success, 1 usage, 2 no reader/card, 3 card removed or unreadable,\n"
+          "4 TPS unreachable or connection lost, 5 protocol error, 6 cancelled, 10 refused by\n"
+          "the TPS (the message says why and what to do)\n",
+          f);
 }
 
 static int
@@ -172,7 +173,17 @@ run_op(struct cli *c, struct tc_card *card, int op, struct tc_result *res, bool 
             break;
         /* a dropped connection (an instance died): one more attempt, which the balancer
          * sends to a healthy instance; the card is reset so no channel half-remains */
-        tc_ui_say(&c->ui, "tokenclient: %s; restarting the operation once", res->err);
+        tc_ui_say(&c->ui, "tokenclient: %s; restarting the operation once in %u s", res->err,
+                  (c->retry_delay_ms + 999) / 1000);
+        {
+            /* an immediate retry can reach the dying instance again, which the balancer has
+             * not yet marked down: wait longer than its health checks take to notice */
+            struct timespec ts = {(time_t)(c->retry_delay_ms / 1000),
+                                  (long)(c->retry_delay_ms % 1000) * 1000000L};
+
+            while (nanosleep(&ts, &ts) != 0)
+                ;
+        }
         if (card->ops->reset(card) != TC_OK) {
             snprintf(res->err, sizeof(res->err), "%s", card->err);
             return TC_ECARD;
@@ -364,18 +375,30 @@ int
 main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"server", required_argument, NULL, 's'},     {"phone-home", required_argument, NULL, 'H'},
-        {"reader", required_argument, NULL, 'r'},     {"wait", required_argument, NULL, 'w'},
-        {"token-type", required_argument, NULL, 't'}, {"user", required_argument, NULL, 'u'},
+        {"server", required_argument, NULL, 's'},
+        {"phone-home", required_argument, NULL, 'H'},
+        {"reader", required_argument, NULL, 'r'},
+        {"wait", required_argument, NULL, 'w'},
+        {"token-type", required_argument, NULL, 't'},
+        {"user", required_argument, NULL, 'u'},
         {"password-file", required_argument, NULL, 'p'},
-        {"new-pin-file", required_argument, NULL, 'n'}, {"param", required_argument, NULL, 'P'},
-        {"extended-login", no_argument, NULL, 'x'},   {"cacert", required_argument, NULL, 'C'},
-        {"cert", required_argument, NULL, 'c'},       {"key", required_argument, NULL, 'k'},
-        {"timeout", required_argument, NULL, 'T'},    {"op", required_argument, NULL, 'o'},
-        {"no-retry", no_argument, NULL, 'R'},         {"no-progress", no_argument, NULL, 'N'},
-        {"quiet", no_argument, NULL, 'q'},            {"emulate", required_argument, NULL, 'e'},
-        {"emulate-dir", required_argument, NULL, 'E'}, {"cuid", required_argument, NULL, 'U'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+        {"new-pin-file", required_argument, NULL, 'n'},
+        {"param", required_argument, NULL, 'P'},
+        {"extended-login", no_argument, NULL, 'x'},
+        {"cacert", required_argument, NULL, 'C'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"op", required_argument, NULL, 'o'},
+        {"no-retry", no_argument, NULL, 'R'},
+        {"retry-delay", required_argument, NULL, 'D'},
+        {"no-progress", no_argument, NULL, 'N'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"emulate", required_argument, NULL, 'e'},
+        {"emulate-dir", required_argument, NULL, 'E'},
+        {"cuid", required_argument, NULL, 'U'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct cli c;
     const char *cmd;
@@ -384,26 +407,42 @@ main(int argc, char **argv)
 
     memset(&c, 0, sizeof(c));
     c.timeout_s = 300;
+    c.retry_delay_ms = 3000;
     c.ui.out = stderr;
     c.ui.last_pct = -1;
     c.ui.params = c.params;
     while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (opt) {
-        case 's': c.server = optarg; break;
-        case 'H': c.phone_home = optarg; break;
-        case 'r': c.reader = optarg; break;
+        case 's':
+            c.server = optarg;
+            break;
+        case 'H':
+            c.phone_home = optarg;
+            break;
+        case 'r':
+            c.reader = optarg;
+            break;
         case 'w':
-            c.wait_s = strcmp(optarg, "-1") == 0 ? -1
-                       : cmn_parse_uint(optarg, 0, 86400, &v) == CMN_OK ? (int)v : -2;
+            c.wait_s = strcmp(optarg, "-1") == 0                        ? -1
+                       : cmn_parse_uint(optarg, 0, 86400, &v) == CMN_OK ? (int)v
+                                                                        : -2;
             if (c.wait_s == -2) {
                 fprintf(stderr, "tokenclient: --wait takes seconds (0..86400, or -1)\n");
                 return TC_EUSAGE;
             }
             break;
-        case 't': c.token_type = optarg; break;
-        case 'u': c.ui.user = optarg; break;
-        case 'p': c.ui.password_file = optarg; break;
-        case 'n': c.ui.new_pin_file = optarg; break;
+        case 't':
+            c.token_type = optarg;
+            break;
+        case 'u':
+            c.ui.user = optarg;
+            break;
+        case 'p':
+            c.ui.password_file = optarg;
+            break;
+        case 'n':
+            c.ui.new_pin_file = optarg;
+            break;
         case 'P':
             if (strchr(optarg, '=') == NULL || c.ui.nparams >= 16) {
                 fprintf(stderr, "tokenclient: --param takes ID=VALUE (at most 16)\n");
@@ -411,10 +450,18 @@ main(int argc, char **argv)
             }
             c.params[c.ui.nparams++] = optarg;
             break;
-        case 'x': c.extended_login = true; break;
-        case 'C': c.cacert = optarg; break;
-        case 'c': c.cert = optarg; break;
-        case 'k': c.key = optarg; break;
+        case 'x':
+            c.extended_login = true;
+            break;
+        case 'C':
+            c.cacert = optarg;
+            break;
+        case 'c':
+            c.cert = optarg;
+            break;
+        case 'k':
+            c.key = optarg;
+            break;
         case 'T':
             if (cmn_parse_uint(optarg, 1, 3600, &v) != CMN_OK) {
                 fprintf(stderr, "tokenclient: --timeout takes 1..3600 seconds\n");
@@ -429,9 +476,22 @@ main(int argc, char **argv)
                 return TC_EUSAGE;
             }
             break;
-        case 'R': c.no_retry = true; break;
-        case 'N': c.no_status = true; break;
-        case 'q': c.ui.quiet = true; break;
+        case 'R':
+            c.no_retry = true;
+            break;
+        case 'D':
+            if (cmn_parse_uint(optarg, 0, 600, &v) != CMN_OK) {
+                fprintf(stderr, "tokenclient: --retry-delay takes 0..600 seconds\n");
+                return TC_EUSAGE;
+            }
+            c.retry_delay_ms = (unsigned)v * 1000u;
+            break;
+        case 'N':
+            c.no_status = true;
+            break;
+        case 'q':
+            c.ui.quiet = true;
+            break;
         case 'e':
             if (cmn_parse_uint(optarg, 1, 10000, &v) != CMN_OK) {
                 fprintf(stderr, "tokenclient: --emulate takes 1..10000 cards\n");
@@ -439,10 +499,18 @@ main(int argc, char **argv)
             }
             c.emulate = (int)v;
             break;
-        case 'E': c.emulate_dir = optarg; break;
-        case 'U': c.cuid = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return TC_EUSAGE;
+        case 'E':
+            c.emulate_dir = optarg;
+            break;
+        case 'U':
+            c.cuid = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return TC_EUSAGE;
         }
     }
     if (optind >= argc) {

@@ -110,6 +110,7 @@ include common/common.mk
 -include gateway/gateway.mk
 -include tools/tkskey/tkskey.mk
 -include bench/bench.mk
+-include tests/chaos/chaos.mk
 
 FUZZ_BINS   = $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
 REPLAY_BINS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
@@ -172,15 +173,17 @@ demo-stop:
 	@sh scripts/demo.sh stop
 
 BANNED = strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol
+SRC_DIRS = common gateway libfailover tokenclient tools tests bench
+LINT_C = $(shell find $(SRC_DIRS) -name '*.c' -not -path 'tests/fuzz/*' | sort)
+LINT_H = $(shell find $(SRC_DIRS) -name '*.h' -not -path 'tests/*' | sort)
 lint:
-	@! grep -nEw '($(BANNED))[[:space:]]*\(' $$(git ls-files '*.c' '*.h') \
+	@! grep -nEw '($(BANNED))[[:space:]]*\(' $(LINT_C) $(LINT_H) \
 	    || { echo 'lint: banned function used (see STYLE: use snprintf, cmn_parse_uint)'; exit 1; }
-	@for h in $$(git ls-files '*.h' | grep -v '^tests/'); do \
+	@for h in $(LINT_H); do \
 	    echo "#include \"$$h\"" | $(CC) $(CSTD) $(WARN) -I. -Ilibfailover/include \
 	        $(PKG_PCSC_CF) $(PKG_P11_CF) -x c -fsyntax-only - || exit 1; done
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
-	    --suppress=missingIncludeSystem -I. -Ilibfailover/include \
-	    $$(git ls-files '*.c' | grep -v '^tests/fuzz/')
+	    --suppress=missingIncludeSystem -I. -Ilibfailover/include $(LINT_C)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -12,6 +12,7 @@
 #include "gateway/ca.h"
 #include "gateway/enroll.h"
 #include "gateway/kra.h"
+#include "gateway/lb.h"
 
 static const char *const log_levels[] = {"error", "warn", "notice", "info", "debug", NULL};
 static const char *const key_types[] = {"AES", "DES3", NULL};
@@ -206,7 +207,8 @@ static const struct cmn_cfg_key gw_keys[] = {
 
 /* Every module of the daemon declares its own keys; the file is validated against all. */
 static const struct cmn_cfg_key *const gw_tables[] = {
-    gw_keys, tps_ca_cfg_keys, tps_kra_cfg_keys, tps_admin_cfg_keys, tps_enroll_cfg_keys, NULL,
+    gw_keys,         tps_ca_cfg_keys, tps_kra_cfg_keys, tps_admin_cfg_keys, tps_enroll_cfg_keys,
+    tps_lb_cfg_keys, NULL,
 };
 
 struct tps_config {
@@ -368,7 +370,8 @@ tps_config_write_doc(FILE *out, bool all)
 {
     static const char *const names[] = {"session, channel, TKS, token DB, authentication",
                                         "CA connectors", "KRA connectors", "admin interface",
-                                        "enrollment and PIN reset"};
+                                        "enrollment and PIN reset",
+                                        "load balancer (docs/ha.md)"};
     struct cmn_buf b;
 
     cmn_buf_init(&b, 1 << 20);

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "common/apdu.h"
 #include "common/log.h"
@@ -139,6 +140,8 @@ struct slot {
     size_t der_len;
     char serial[TPS_CA_SERIAL_MAX];
     bool issued;  /* the CA issued it during this operation */
+    bool recorded; /* its certificate entry was written */
+    char intent_cn[TPS_TDB_CN_MAX]; /* the open intent entry of this slot, "" if none */
     char label[160];
 };
 
@@ -178,7 +181,7 @@ expand_label(const struct tps_session *s, const struct tps_enroll_key *k, char *
 
 /* Records a certificate the CA just issued, before anything else can fail (never an
  * unrecorded certificate). A DB failure here is audited with the serial. */
-static void
+static bool
 record_cert(struct tps_session *s, const struct tps_enroll_env *ee, struct slot *sl,
             const char *origin)
 {
@@ -199,12 +202,87 @@ record_cert(struct tps_session *s, const struct tps_enroll_env *ee, struct slot 
                     "action=%s", s->tok.cuid_hex, s->user, sl->k->key_type, sl->serial,
                     tps_enroll_action_name(sl->act));
     if (ee->tdb == NULL)
-        return;
+        return false;
     trc = tps_tokendb_cert_add(ee->tdb, &c, NULL, 0);
-    if (trc != TPS_TDB_OK)
+    if (trc != TPS_TDB_OK) {
         (void)cmn_audit("enroll.reconcile", s->sid,
                         "cuid=%s serial=%s why=\"certificate not recorded in the token DB: %s\"",
                         s->tok.cuid_hex, sl->serial, tps_tokendb_errmsg(ee->tdb));
+        return false;
+    }
+    return true;
+}
+
+/* ---- enrollment intents (crash safety) ---- */
+
+/* Writes the intent of a CA enrollment of spki for slot sl before the call: if the process
+ * dies after the CA's answer, the next enroll of this token finds it and reconciles it by
+ * key (reconcile_intents). A failure ends the operation with status DB and no CA call, so a
+ * certificate is never issued unrecorded. [out] sl->intent_cn. */
+static enum tps_rc
+intent_open(struct tps_session *s, const struct tps_enroll_env *ee, struct slot *sl,
+            const uint8_t *spki, size_t spki_len)
+{
+    static const char hexd[] = "0123456789abcdef";
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    char serial[sizeof(TPS_ENROLL_INTENT_PREFIX) + 64];
+    size_t o = sizeof(TPS_ENROLL_INTENT_PREFIX) - 1;
+    struct cmn_buf sub;
+    struct tps_token_cert c = {
+        .user_id = s->user,
+        .cuid = s->tok.cuid_hex,
+        .origin = s->tok.cuid_hex,
+        .serial = serial,
+        .status = TPS_ENROLL_INTENT_OPEN,
+        .issuer = sl->k->ca_conn,
+        .type = s->tok.type,
+        .key_type = sl->k->key_type,
+    };
+    enum tps_rc rc = TPS_OK;
+
+    sl->intent_cn[0] = '\0';
+    if (ee->tdb == NULL)
+        return TPS_OK;
+    cmn_buf_init(&sub, 8192);
+    if (EVP_Digest(spki, spki_len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32 ||
+        cmn_buf_puts(&sub, "spki=") != CMN_OK ||
+        tps_ca_b64_append(&sub, spki, spki_len) != TPS_OK || cmn_buf_cstr(&sub) == NULL) {
+        rc = tps_session_fail(s, TPS_ENOMEM, CMN_TPS_STATUS_SNAC,
+                              "cannot encode the enrollment intent of %s", sl->k->key_type);
+        goto out;
+    }
+    memcpy(serial, TPS_ENROLL_INTENT_PREFIX, o);
+    for (unsigned i = 0; i < mdlen; i++) {
+        serial[o++] = hexd[md[i] >> 4];
+        serial[o++] = hexd[md[i] & 15];
+    }
+    serial[o] = '\0';
+    c.subject = cmn_buf_cstr(&sub);
+    if (tps_tokendb_cert_add(ee->tdb, &c, sl->intent_cn, sizeof(sl->intent_cn)) != TPS_TDB_OK) {
+        sl->intent_cn[0] = '\0';
+        rc = tps_session_fail(s, TPS_EDB, CMN_TPS_STATUS_DB,
+                              "token DB: cannot record the enrollment intent of %s before the "
+                              "CA call: %s", sl->k->key_type, tps_tokendb_errmsg(ee->tdb));
+    }
+out:
+    cmn_buf_cleanup(&sub);
+    return rc;
+}
+
+/* Closes an intent: its certificate is recorded, or it was certainly not issued, so the
+ * intent entry is deleted. A failure leaves it open; the next enroll reconciles it (and finds
+ * the serial recorded). */
+static void
+intent_close(struct tps_session *s, const struct tps_enroll_env *ee, const char *cn,
+             const char *why)
+{
+    if (ee->tdb == NULL || cn == NULL || cn[0] == '\0')
+        return;
+    if (tps_tokendb_cert_delete(ee->tdb, cn) != TPS_TDB_OK)
+        CMN_LOG(CMN_LOG_WARN, "enroll.intent", s->sid,
+                "cuid=%s cn=%s why=\"%s\" err=\"intent left open: %s\"", s->tok.cuid_hex, cn,
+                why, tps_tokendb_errmsg(ee->tdb));
 }
 
 /* Takes the CA's certificate into the slot. */
@@ -218,7 +296,7 @@ take_cert(struct tps_session *s, const struct tps_enroll_env *ee, struct slot *s
     res->cert_len = 0;
     snprintf(sl->serial, sizeof(sl->serial), "%s", res->serial);
     sl->issued = true;
-    record_cert(s, ee, sl, s->tok.cuid_hex);
+    sl->recorded = record_cert(s, ee, sl, s->tok.cuid_hex);
     CMN_LOG(CMN_LOG_INFO, "enroll.cert", s->sid, "cuid=%s keyType=%s serial=%s clone=\"%s\" "
             "reconciled=%d", s->tok.cuid_hex, sl->k->key_type, sl->serial, res->clone,
             res->reconciled);
@@ -261,11 +339,22 @@ ca_enroll(struct tps_session *s, const struct tps_enroll_env *ee, struct slot *s
     enum tps_rc rc;
 
     tps_ca_result_init(&res);
+    rc = intent_open(s, ee, sl, spki, spki_len);
+    if (rc != TPS_OK)
+        goto out;
     rc = ee->ops->ca_enroll(ee->ops_arg, sl->k->ca_conn, s->env->fo, &in, &res);
-    if (rc == TPS_OK && res.outcome == TPS_CA_DONE && res.cert != NULL)
+    if (rc == TPS_OK && res.outcome == TPS_CA_DONE && res.cert != NULL) {
         rc = take_cert(s, ee, sl, &res);
-    else
+        if (sl->recorded) /* else the intent stays open: reconciled by the next enroll */
+            intent_close(s, ee, sl->intent_cn, "recorded");
+    } else {
+        /* UNKNOWN and PENDING may still yield a certificate: the intent stays open */
+        if (res.outcome == TPS_CA_REJECTED || res.outcome == TPS_CA_NOT_DONE ||
+            res.outcome == TPS_CA_AUTH)
+            intent_close(s, ee, sl->intent_cn, "not issued");
         rc = ca_failed(s, sl->k, &res, false);
+    }
+out:
     tps_ca_result_cleanup(&res);
     return rc;
 }
@@ -535,6 +624,113 @@ activity(struct tps_session *s, const struct tps_enroll_env *ee, bool ok, const 
                 tps_tokendb_errmsg(ee->tdb));
 }
 
+/* Reconciles one open intent of an earlier, interrupted enrollment of this token, by key
+ * (backends "Reconciliation"): issued and recorded -> intent closed; issued, unrecorded ->
+ * the certificate never reached the card (the retry regenerates the key in that slot), so it
+ * is revoked at the CA with reason superseded (4: the retry's certificate replaces it; the
+ * key was never exposed, so not keyCompromise) and recorded "revoked", then the intent is
+ * closed; certainly not issued -> closed; anything else -> kept open, logged and audited. */
+static void
+reconcile_one(struct tps_session *s, const struct tps_enroll_env *ee, const struct dbstate *d,
+              const struct tps_token_cert *c)
+{
+    const char *conn = c->issuer != NULL && c->issuer[0] ? c->issuer : "ca1";
+    const char *hash = c->serial + sizeof(TPS_ENROLL_INTENT_PREFIX) - 1;
+    struct tps_ca_result res, rv;
+    struct cmn_buf spki;
+    char why[2 * TPS_CA_MSG_MAX] = "";
+
+    cmn_buf_init(&spki, 4096);
+    tps_ca_result_init(&res);
+    tps_ca_result_init(&rv);
+    if (c->subject == NULL || strncmp(c->subject, "spki=", 5) != 0 ||
+        tps_ca_b64_decode(c->subject + 5, strlen(c->subject + 5), &spki) != TPS_OK) {
+        snprintf(why, sizeof(why), "the intent carries no readable public key");
+        goto keep;
+    }
+    if (ee->ops->ca_find_by_key == NULL) {
+        snprintf(why, sizeof(why), "no CA lookup by key");
+        goto keep;
+    }
+    (void)ee->ops->ca_find_by_key(ee->ops_arg, conn, s->env->fo, s->sid, spki.data, spki.len,
+                                  &res);
+    if (res.outcome == TPS_CA_NOT_DONE) {
+        intent_close(s, ee, c->cn, "not issued");
+        CMN_LOG(CMN_LOG_NOTICE, "enroll.intent", s->sid,
+                "cuid=%s cn=%s key_sha256=%s result=not_issued", s->tok.cuid_hex, c->cn, hash);
+        goto out;
+    }
+    if (res.outcome != TPS_CA_DONE || res.cert == NULL) {
+        snprintf(why, sizeof(why), "lookup %s: %s", tps_ca_outcome_name(res.outcome), res.msg);
+        goto keep;
+    }
+    for (size_t i = 0; i < d->ncerts; i++)
+        if (d->certs[i].serial != NULL && strcasecmp(d->certs[i].serial, res.serial) == 0) {
+            intent_close(s, ee, c->cn, "recorded");
+            goto out;
+        }
+    if (ee->ops->ca_revoke == NULL) {
+        snprintf(why, sizeof(why), "issued as %s, cannot revoke it", res.serial);
+        goto keep;
+    }
+    (void)ee->ops->ca_revoke(ee->ops_arg, conn, s->env->fo, s->sid, res.serial,
+                             TPS_CA_REASON_SUPERSEDED, &rv);
+    if (rv.outcome != TPS_CA_DONE) {
+        snprintf(why, sizeof(why), "issued as %s, revocation %s: %s", res.serial,
+                 tps_ca_outcome_name(rv.outcome), rv.msg);
+        goto keep;
+    }
+    {
+        struct tps_token_cert orphan = {
+            .user_id = c->user_id,
+            .cuid = s->tok.cuid_hex,
+            .origin = s->tok.cuid_hex,
+            .subject = res.subject[0] ? res.subject : NULL,
+            .serial = res.serial,
+            .status = "revoked",
+            .type = c->type,
+            .key_type = c->key_type,
+            .der = res.cert,
+            .der_len = res.cert_len,
+        };
+        if (tps_tokendb_cert_add(ee->tdb, &orphan, NULL, 0) != TPS_TDB_OK) {
+            snprintf(why, sizeof(why), "issued as %s and revoked, not recorded: %s", res.serial,
+                     tps_tokendb_errmsg(ee->tdb));
+            goto keep;
+        }
+    }
+    (void)cmn_audit("enroll.cert_orphaned", s->sid,
+                    "cuid=%s keyType=%s serial=%s key_sha256=%s reason=superseded "
+                    "why=\"issued by an interrupted enrollment, never on the card\"",
+                    s->tok.cuid_hex, c->key_type ? c->key_type : "-", res.serial, hash);
+    intent_close(s, ee, c->cn, "orphan recorded");
+    goto out;
+keep:
+    CMN_LOG(CMN_LOG_WARN, "enroll.intent", s->sid, "cuid=%s cn=%s key_sha256=%s result=pending "
+            "why=\"%s\"", s->tok.cuid_hex, c->cn, hash, why);
+    (void)cmn_audit("enroll.reconcile", s->sid,
+                    "cuid=%s keyType=%s key_sha256=%s intent=%s why=\"intent kept pending: %s\"",
+                    s->tok.cuid_hex, c->key_type ? c->key_type : "-", hash, c->cn, why);
+out:
+    tps_ca_result_cleanup(&rv);
+    tps_ca_result_cleanup(&res);
+    cmn_buf_cleanup(&spki);
+}
+
+/* Every open intent of this token (under its lease: no other operation runs on it). */
+static void
+reconcile_intents(struct tps_session *s, const struct tps_enroll_env *ee, const struct dbstate *d)
+{
+    for (size_t i = 0; i < d->ncerts; i++) {
+        const struct tps_token_cert *c = &d->certs[i];
+        if (c->cn != NULL && c->serial != NULL && c->status != NULL &&
+            strncmp(c->serial, TPS_ENROLL_INTENT_PREFIX, sizeof(TPS_ENROLL_INTENT_PREFIX) - 1) ==
+                0 &&
+            strcmp(c->status, TPS_ENROLL_INTENT_OPEN) == 0)
+            reconcile_one(s, ee, d, c);
+    }
+}
+
 /* Reads what the decision needs, decides, takes the lease. */
 static enum tps_rc
 db_prepare(struct tps_session *s, const struct tps_enroll_env *ee,
@@ -622,6 +818,7 @@ db_prepare(struct tps_session *s, const struct tps_enroll_env *ee,
     if (trc != TPS_TDB_OK)
         return db_fail(s, ee, "lease");
     d->leased = true;
+    reconcile_intents(s, ee, d);
     return TPS_OK;
 }
 
@@ -647,6 +844,36 @@ db_commit(struct tps_session *s, const struct tps_enroll_env *ee, struct dbstate
                                 "token DB update to ACTIVE failed (%s): %s",
                                 tps_tdb_strerror(trc), tps_tokendb_errmsg(ee->tdb));
     return TPS_OK;
+}
+
+/* SET LIFE CYCLE failed after the record went ACTIVE: the record goes back to the status it
+ * had; if that fails too, the audit and the failure activity mark it for reconciliation. */
+static void
+lifecycle_failed(struct tps_session *s, const struct tps_enroll_env *ee, struct dbstate *d,
+                 enum tps_token_status prev)
+{
+    struct tps_token_mod m = {.set_status = true, .status = prev, .actor = TPS_TDB_OPERATION};
+    enum tps_tdb_rc trc;
+
+    if (ee->tdb == NULL || prev == TPS_TOKEN_ACTIVE)
+        return;
+    trc = tps_tokendb_token_update(ee->tdb, &d->tok, &m, &d->lease);
+    if (trc == TPS_TDB_OK) {
+        CMN_LOG(CMN_LOG_WARN, "enroll.lifecycle", s->sid, "cuid=%s status=%s why=\"%s\"",
+                s->tok.cuid_hex, tps_token_status_name(prev), s->why);
+        return;
+    }
+    (void)cmn_audit("enroll.reconcile", s->sid,
+                    "cuid=%s why=\"token recorded ACTIVE but the card is not personalised "
+                    "(SET LIFE CYCLE failed: %s); reverting to %s failed: %s\"",
+                    s->tok.cuid_hex, s->why, tps_token_status_name(prev),
+                    tps_tokendb_errmsg(ee->tdb));
+    {   /* the failure activity carries it too */
+        size_t n = strlen(s->why);
+        if (n < sizeof(s->why))
+            snprintf(s->why + n, sizeof(s->why) - n, " (token record ACTIVE, card not "
+                     "personalised: reconcile)");
+    }
 }
 
 /* ---- the operation ---- */
@@ -736,6 +963,7 @@ tps_enroll_run(struct tps_session *s, const struct tps_enroll_env *ee)
     size_t nkeep = 0;
     char err[512] = "", msg[400];
     uint16_t zver;
+    enum tps_token_status prev_status;
     enum tps_rc rc;
     size_t o = 0;
 
@@ -824,18 +1052,24 @@ tps_enroll_run(struct tps_session *s, const struct tps_enroll_env *ee)
         rc = write_object(s, CMN_P11OBJ_Z0, z0.data, z0.len, 0xFFFF);
     if (rc == TPS_OK)
         rc = tps_session_progress(s, 99, "PROGRESS_SET_LIFECYCLE");
-    if (rc == TPS_OK && s->tok.life_cycle != CMN_CK_LC_PERSONALIZED) {
-        (void)cmn_apdu_set_lifecycle(&a, CMN_CK_LC_PERSONALIZED);
-        rc = tps_enroll_secure_ok(s, &a, CMN_TPS_STATUS_MAC_LIFESTYLE_PDU, "SET LIFE CYCLE 0F");
-        if (rc == TPS_OK)
-            s->tok.life_cycle = CMN_CK_LC_PERSONALIZED;
-    }
     if (rc != TPS_OK)
         goto out;
-    /* The card is done: the DB says so now, and only now. */
+    /* The token record goes ACTIVE before the card is personalised: if that write fails the
+     * card stays unpersonalised (coolkey ignores it) and the operation ends with status 15;
+     * the card is never personalised without its record. */
+    prev_status = d.tok.status;
     rc = db_commit(s, ee, &d);
     if (rc != TPS_OK)
         goto out;
+    if (s->tok.life_cycle != CMN_CK_LC_PERSONALIZED) {
+        (void)cmn_apdu_set_lifecycle(&a, CMN_CK_LC_PERSONALIZED);
+        rc = tps_enroll_secure_ok(s, &a, CMN_TPS_STATUS_MAC_LIFESTYLE_PDU, "SET LIFE CYCLE 0F");
+        if (rc != TPS_OK) {
+            lifecycle_failed(s, ee, &d, prev_status);
+            goto out;
+        }
+        s->tok.life_cycle = CMN_CK_LC_PERSONALIZED;
+    }
     /* Slots we did not fill are cleared; failures are ignored as by Java (card spec §3.2). */
     if (cmn_apdu_clear_key_slots(&a, keep, nkeep) == CMN_OK) {
         struct cmn_rapdu r;

@@ -188,7 +188,24 @@ struct tps_enroll_ops {
     /* The transport material of s's open channel; NULL or failing: no server-side keygen. */
     enum tps_rc (*transport)(void *arg, struct tps_session *s,
                              struct tps_enroll_transport *out, char *err, size_t errlen);
+    /* Reconciliation of enrollment intents left pending by an earlier operation (a crash
+     * between the CA's answer and the token DB write). NULL: the outcome stays unknown and the
+     * intent stays pending. Contracts of tps_ca_find_by_key (clone_index -1) and
+     * tps_ca_revoke. */
+    enum tps_rc (*ca_find_by_key)(void *arg, const char *conn, struct fo_req *fo,
+                                  const char *sid, const uint8_t *spki, size_t spki_len,
+                                  struct tps_ca_result *out);
+    enum tps_rc (*ca_revoke)(void *arg, const char *conn, struct fo_req *fo, const char *sid,
+                             const char *serial, int reason, struct tps_ca_result *out);
 };
+
+/* Enrollment intents (crash safety, docs/enroll.md "Intent records"): before each CA
+ * enrollment the processor adds a tokenCert entry with tokenSerial
+ * TPS_ENROLL_INTENT_PREFIX<SHA-256 hex of the SPKI>, tokenStatus "uninitialized" (open),
+ * tokenIssuer the CA connector id, tokenSubject "spki=<base64 DER SPKI>"; it is closed
+ * (the entry deleted) once the certificate is recorded or certainly not issued. */
+#define TPS_ENROLL_INTENT_PREFIX "pending:"
+#define TPS_ENROLL_INTENT_OPEN "uninitialized"
 
 /* What an enrollment borrows besides the session's tps_env. */
 struct tps_enroll_env {

@@ -614,6 +614,34 @@ be_kra_recover(void *arg, const char *conn, struct fo_req *fo,
     return tps_kra_recover(k, fo, in, out);
 }
 
+static enum tps_rc
+be_ca_find_by_key(void *arg, const char *conn, struct fo_req *fo, const char *sid,
+                  const uint8_t *spki, size_t spki_len, struct tps_ca_result *out)
+{
+    struct tps_ca *ca = find_ca(arg, conn);
+
+    if (ca == NULL) {
+        snprintf(out->msg, sizeof(out->msg), "no CA connector %s (conn.%s.hostport)", conn, conn);
+        out->outcome = TPS_CA_UNKNOWN;
+        return TPS_ECONFIG;
+    }
+    return tps_ca_find_by_key(ca, fo, sid, spki, spki_len, NULL, -1, out);
+}
+
+static enum tps_rc
+be_ca_revoke(void *arg, const char *conn, struct fo_req *fo, const char *sid, const char *serial,
+             int reason, struct tps_ca_result *out)
+{
+    struct tps_ca *ca = find_ca(arg, conn);
+
+    if (ca == NULL) {
+        snprintf(out->msg, sizeof(out->msg), "no CA connector %s (conn.%s.hostport)", conn, conn);
+        out->outcome = TPS_CA_NOT_DONE;
+        return TPS_ECONFIG;
+    }
+    return tps_ca_revoke(ca, fo, sid, serial, reason, out);
+}
+
 /* The keygen material the TKS returned with the session keys of s's open channel. */
 static enum tps_rc
 be_transport(void *arg, struct tps_session *s, struct tps_enroll_transport *out, char *err,
@@ -649,4 +677,6 @@ const struct tps_enroll_ops tps_enroll_backends_ops = {
     .kra_keygen = be_kra_keygen,
     .kra_recover = be_kra_recover,
     .transport = be_transport,
+    .ca_find_by_key = be_ca_find_by_key,
+    .ca_revoke = be_ca_revoke,
 };

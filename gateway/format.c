@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "gateway/config.h"
 #include "gateway/keychange.h"
+#include "gateway/lb.h"
 
 #define APPLET_MAX (512 * 1024) /* largest load file we read */
 #define ISSUER_INFO_LEN 224
@@ -302,25 +303,52 @@ issuer_value(struct tps_session *s, const char *tmpl, char *out, size_t cap)
     return TPS_OK;
 }
 
+/* Writes the configured issuer info. A card that carries another URL (a host-specific one from
+ * before the balancer, tokendb-ha §4.3) is rewritten in the same channel, and *rewritten says
+ * so for the activity; the audit line keeps the old and the new URL. */
 static enum tps_rc
-set_issuer_info(struct tps_session *s)
+set_issuer_info(struct tps_session *s, bool *rewritten)
 {
     struct cmn_apdu a = {.cla = 0x84, .ins = 0xF4, .p1 = 0, .p2 = 0, .le = -1};
+    struct cmn_apdu g;
+    struct cmn_rapdu r;
     char v[ISSUER_INFO_LEN]; /* at most 223 bytes + NUL: ESC copies it with strcpy */
+    char old[ISSUER_INFO_LEN] = "";
+    bool differs = false;
     enum tps_rc rc;
 
+    *rewritten = false;
     rc = issuer_value(s, tps_cfg_op_str(s->env->cfg, OP, s->tok.type, "issuerinfo.value"), v,
                       sizeof(v));
     if (rc != TPS_OK)
         return rc;
+    /* What the card carries now, read in the same channel (tokendb-ha §4.3). */
+    if (cmn_apdu_get_issuer_info(&g) != CMN_OK)
+        return tps_session_fail(s, TPS_EINVAL, CMN_TPS_STATUS_UPGRADE_APPLET,
+                                "cannot build GET ISSUER INFO");
+    rc = tps_card_xfer_secure(s, &g, &r);
+    if (rc != TPS_OK)
+        return rc;
+    if (r.sw != 0x9000)
+        return tps_session_fail(s, TPS_ECARD, CMN_TPS_STATUS_UPGRADE_APPLET,
+                                "GET ISSUER INFO answered %04X", r.sw);
+    differs = tps_lb_issuer_needs_rewrite(r.data, r.len, v);
+    if (cmn_ck_issuer_info_parse(r.data, r.len, old, sizeof(old)) != CMN_OK)
+        snprintf(old, sizeof(old), "(unreadable)");
     /* Empty = erase: 224 zero bytes, as the C++ TPS (§5.1). */
     memset(a.data, 0, ISSUER_INFO_LEN);
     memcpy(a.data, v, strlen(v));
     a.lc = ISSUER_INFO_LEN;
     rc = secure_ok(s, &a, CMN_TPS_STATUS_UPGRADE_APPLET, "SET ISSUER INFO");
-    if (rc == TPS_OK)
+    if (rc == TPS_OK) {
         CMN_LOG(CMN_LOG_INFO, "token.issuer_info", s->sid, "cuid=%s url=\"%s\"", s->tok.cuid_hex,
                 v);
+        if (differs && old[0] != '\0') {
+            *rewritten = true;
+            (void)cmn_audit("token.issuer_rewritten", s->sid, "cuid=%s old=\"%s\" new=\"%s\" ip=%s",
+                            s->tok.cuid_hex, old, v, s->client_ip);
+        }
+    }
     return rc;
 }
 
@@ -396,7 +424,7 @@ db_check(struct tps_session *s, bool *leased)
 }
 
 static void
-db_record(struct tps_session *s, bool success)
+db_record(struct tps_session *s, bool success, bool issuer_rewritten)
 {
     const struct tps_env *env = s->env;
     struct tps_db_result r = {
@@ -410,7 +438,9 @@ db_record(struct tps_session *s, bool success)
         .client_ip = s->client_ip,
         .new_status = "FORMATTED",
         .success = success,
-        .message = success ? "token formatted" : s->why,
+        .message = !success           ? s->why
+                   : issuer_rewritten ? "token formatted; issuer info rewritten"
+                                      : "token formatted",
     };
     char err[512] = "";
 
@@ -426,7 +456,7 @@ tps_op_format(struct tps_session *s)
 {
     const struct tps_config *cfg = s->env->cfg;
     const char *required;
-    bool leased = false, loaded = false;
+    bool leased = false, loaded = false, issuer_rewritten = false;
     enum tps_rc rc;
     struct cmn_apdu lc = {.cla = 0x84, .ins = 0xF0, .p1 = 0x07, .p2 = 0x00, .le = -1};
 
@@ -474,7 +504,7 @@ tps_op_format(struct tps_session *s)
          tps_cfg_op_bool(cfg, OP, s->tok.type, "lifeCycle.reset"))) {
         rc = applet_channel(s, (uint8_t)tps_cfg_uint(cfg, "channel.defKeyVersion"), NULL);
         if (rc == TPS_OK && tps_cfg_op_bool(cfg, OP, s->tok.type, "issuerinfo.enable"))
-            rc = set_issuer_info(s);
+            rc = set_issuer_info(s, &issuer_rewritten);
         if (rc == TPS_OK && !loaded && s->tok.life_cycle != 0x07 &&
             tps_cfg_op_bool(cfg, OP, s->tok.type, "lifeCycle.reset")) {
             /* A formatted token is selectable, not personalized (card spec §2.8). */
@@ -490,11 +520,11 @@ tps_op_format(struct tps_session *s)
         rc = key_check(s);
     if (rc != TPS_OK)
         goto out;
-    db_record(s, true);
+    db_record(s, true, issuer_rewritten);
     rc = s->fail_rc;
 out:
     if (rc != TPS_OK && leased)
-        db_record(s, false); /* an activity only: the token entry stays as it was */
+        db_record(s, false, false); /* an activity only: the token entry stays as it was */
     if (leased && s->env->db_ops != NULL)
         s->env->db_ops->unlease(s->env->db, s->tok.cuid_hex);
     return rc;

@@ -38,6 +38,8 @@ $(B)/tests/unit/gateway/test_%: $(B)/tests/unit/gateway/test_%.o $(GW_LIB) $(GW_
 	$(CC) $(LDFLAGS_PROG) -o $@ $^ $(PKG_CMOCKA) $(GW_LDLIBS) $(PKG_HTTP) $(PKG_Z) -lpthread
 
 INTEGRATION += $(sort $(wildcard tests/integration/4*-tpsgw-*.sh))
+# the HA scripts (docs/ha.md): the whole topology of scripts/topology.sh
+INTEGRATION += $(sort $(wildcard tests/integration/8*-ha-*.sh))
 # the desk client against tpsgw (PC/SC, card pulled, load, terminal): needs the daemon
 INTEGRATION += $(sort $(wildcard tests/integration/5*-tokenclient-*.sh))
 

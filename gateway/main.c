@@ -7,12 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <libfailover/failover.h>
 
 #include "common/log.h"
 #include "gateway/config.h"
 #include "gateway/hooks.h"
+#include "gateway/lb.h"
 #include "gateway/server.h"
 #include "gateway/tks.h"
 #include "gateway/tokendb.h"
@@ -43,9 +46,56 @@ check_deep(const struct tps_config *cfg)
         fprintf(stderr, "%s: %s\n", tps_config_path(cfg), err);
         bad = 1;
     }
+    err[0] = '\0';
+    {
+        /* lb.*: trusted networks, the public URL rule, connector TLS files */
+        struct tps_lb *lb = NULL;
+        if (tps_lb_new_from_config(cfg, &lb, err, sizeof(err)) != TPS_OK) {
+            fprintf(stderr, "%s: %s\n", tps_config_path(cfg), err);
+            bad = 1;
+        }
+        tps_lb_free(lb);
+    }
     tps_tks_free(tks);
     tps_hooks_free(hooks);
     return bad;
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0) {
+        /* EINTR: sleep the rest */
+    }
+}
+
+/* SIGTERM (or POST /drain): the agent says "drain" and /health 503 so HAProxy stops sending
+ * (lb.drainGrace), then the listeners close and running operations get lb.drainTimeout to
+ * finish (docs/ha.md). Returns true when every operation finished. */
+static bool
+drain(struct tps_server *srv)
+{
+    struct tps_lb *lb = tps_server_lb(srv);
+    unsigned waited = 0, left;
+
+    tps_lb_drain(lb, "SIGTERM");
+    sleep_ms(tps_lb_drain_grace_ms(lb));
+    tps_server_close_listeners(srv);
+    CMN_LOG(CMN_LOG_NOTICE, "lb.drain_listeners_closed", NULL, "pending=%u",
+            tps_server_pending(srv));
+    while ((left = tps_server_pending(srv)) > 0 && waited < tps_lb_drain_timeout_ms(lb)) {
+        sleep_ms(50);
+        waited += 50;
+    }
+    if (left > 0) {
+        CMN_LOG(CMN_LOG_WARN, "lb.drain_timeout", NULL, "abandoned=%u timeout_ms=%u", left,
+                tps_lb_drain_timeout_ms(lb));
+        return false;
+    }
+    CMN_LOG(CMN_LOG_NOTICE, "lb.drained", NULL, "ms=%u", waited);
+    return true;
 }
 
 int
@@ -142,6 +192,13 @@ main(int argc, char **argv)
         CMN_LOG(CMN_LOG_NOTICE, "server.stop", NULL, "signal=%d live=%u", sig,
                 tps_server_live(srv));
         break;
+    }
+    if (sig == SIGTERM && !drain(srv)) {
+        /* Sessions still running after lb.drainTimeout: leave without joining them (their
+         * clients retry through the balancer). */
+        cmn_audit_close();
+        cmn_log_close();
+        _exit(1);
     }
     tps_server_stop(srv);
     status = 0;

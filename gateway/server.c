@@ -11,11 +11,13 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,6 +31,7 @@
 #include "common/proxy.h"
 #include "gateway/config.h"
 #include "gateway/hooks.h"
+#include "gateway/lb.h"
 #include "gateway/tks.h"
 
 struct job {
@@ -43,6 +46,7 @@ struct tps_server {
     SSL_CTX *ssl_ctx;
     struct tps_tks *tks;
     struct tps_hooks *hooks;
+    struct tps_lb *lb; /* readiness, agent, drain, trusted proxies, metrics */
     int lfd[2]; /* [0] plain, [1] TLS; -1 when absent */
     unsigned port[2];
     int wake[2]; /* pipe: wakes the acceptor on stop */
@@ -50,6 +54,7 @@ struct tps_server {
     pthread_t *workers;
     unsigned nworkers;
     bool started;
+    bool acceptor_done; /* joined and listeners closed (drain or stop) */
     bool accept_proxy;    /* service.acceptProxy */
     pthread_mutex_t lock; /* guards the queue and `stopping` */
     pthread_cond_t cond;
@@ -58,6 +63,29 @@ struct tps_server {
     bool stopping;    /* guarded by lock */
     atomic_uint live; /* sessions being served */
 };
+
+static enum tps_rc conn_serve(const struct tps_env *env, struct cmn_http_conn *c,
+                              const char *client_ip, bool ready, bool trust_xff, int *op);
+
+/* Moves a listening socket above every descriptor the workers will use. When the process is
+ * killed, Linux releases its descriptors from the highest down, so a listener up here is gone
+ * before any connection it accepted is reset: a client that retries at once after its
+ * connection dropped is refused here (and HAProxy re-dispatches it) instead of landing in the
+ * backlog of a dying process. Best effort: the original descriptor when there is no room. */
+static int
+high_fd(int fd)
+{
+    struct rlimit rl;
+    int hi;
+
+    if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < 256)
+        return fd;
+    hi = fcntl(fd, F_DUPFD_CLOEXEC, (int)(rl.rlim_cur > 65536 ? 65536 : rl.rlim_cur) - 16);
+    if (hi < 0)
+        return fd;
+    close(fd);
+    return hi;
+}
 
 static enum tps_rc
 listen_on(const char *addr, unsigned port, int *fd_out, unsigned *bound, char *err, size_t errlen)
@@ -79,6 +107,7 @@ listen_on(const char *addr, unsigned port, int *fd_out, unsigned *bound, char *e
         return TPS_ECONFIG;
     }
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = high_fd(fd);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
@@ -93,6 +122,15 @@ listen_on(const char *addr, unsigned port, int *fd_out, unsigned *bound, char *e
                                             : ((struct sockaddr_in *)&ss)->sin_port);
     *fd_out = fd;
     return TPS_OK;
+}
+
+/* POST /drain on the status port: the main thread drains as on SIGTERM (it waits in
+ * sigwait; the signal is blocked in every thread, so it is queued for it). */
+static void
+drain_command(void *arg)
+{
+    (void)arg;
+    (void)kill(getpid(), SIGTERM);
 }
 
 static enum tps_rc
@@ -146,6 +184,12 @@ tps_server_new(const struct tps_config *cfg, struct tps_server **out, char *err,
     rc = tps_hooks_new(cfg, &srv->hooks, err, errlen);
     if (rc != TPS_OK)
         goto fail;
+    rc = tps_lb_new_from_config(cfg, &srv->lb, err, errlen);
+    if (rc != TPS_OK)
+        goto fail;
+    if (srv->tks->list != NULL)
+        (void)tps_lb_add_list(srv->lb, "tks1", srv->tks->list);
+    tps_lb_on_drain(srv->lb, drain_command, NULL);
     if (tps_cfg_isset(cfg, "service.securePort")) {
         rc = make_ssl_ctx(srv, err, errlen);
         if (rc != TPS_OK)
@@ -266,6 +310,7 @@ acceptor_main(void *arg)
             if (!queued) {
                 CMN_LOG(CMN_LOG_WARN, "server.busy", NULL, "ip=%s live=%u queue=%u", j.ip,
                         atomic_load(&srv->live), srv->st->queue_size);
+                tps_lb_refused(srv->lb, "busy");
                 refuse_busy(j.fd, tls);
             }
         }
@@ -285,8 +330,22 @@ serve_job(struct tps_server *srv, const struct tps_env *env, struct job *j)
     };
     struct cmn_http_conn *c = NULL;
     SSL *ssl = NULL;
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof(peer);
+    bool trusted;
+    int op = -1;
+    enum tps_rc rc;
 
+    memset(&peer, 0, sizeof(peer));
+    trusted = getpeername(j->fd, (struct sockaddr *)&peer, &pl) == 0 &&
+              tps_lb_trusted(srv->lb, (struct sockaddr *)&peer);
     (void)cmn_http_set_nodelay(j->fd);
+    if (srv->accept_proxy && !trusted) {
+        /* Only the balancer may say who the client is (lb.trustedProxies). */
+        CMN_LOG(CMN_LOG_NOTICE, "server.proxy_untrusted", NULL, "peer=%s", j->ip);
+        tps_lb_refused(srv->lb, "untrusted_proxy");
+        goto out;
+    }
     if (srv->accept_proxy) {
         /* Behind HAProxy: the header names the real client (tokendb §3.5); none = refused. */
         struct cmn_proxy p;
@@ -294,6 +353,7 @@ serve_job(struct tps_server *srv, const struct tps_env *env, struct job *j)
         if (prc != CMN_OK) {
             CMN_LOG(CMN_LOG_NOTICE, "server.proxy", NULL, "peer=%s err=\"%s\"", j->ip,
                     prc == CMN_EPROTO ? "no or bad PROXY header" : cmn_strerror(prc));
+            tps_lb_refused(srv->lb, "bad_proxy");
             goto out;
         }
         snprintf(j->ip, sizeof(j->ip), "%s", p.local ? "local" : p.src_text);
@@ -315,7 +375,10 @@ serve_job(struct tps_server *srv, const struct tps_env *env, struct job *j)
         goto out;
     }
     atomic_fetch_add(&srv->live, 1);
-    (void)tps_conn_serve(env, c, j->ip, true);
+    tps_lb_session_begin(srv->lb);
+    /* X-Forwarded-For only from a trusted peer that did not speak PROXY (the header wins). */
+    rc = conn_serve(env, c, j->ip, true, trusted && !srv->accept_proxy, &op);
+    tps_lb_session_end(srv->lb, op, rc == TPS_OK);
     atomic_fetch_sub(&srv->live, 1);
     if (ssl != NULL)
         (void)SSL_shutdown(ssl);
@@ -362,6 +425,9 @@ worker_main(void *arg)
 enum tps_rc
 tps_server_start(struct tps_server *srv, char *err, size_t errlen)
 {
+    /* Readiness is evaluated once before any worker runs, so /health is right at once. */
+    if (tps_lb_start(srv->lb, err, errlen) != TPS_OK)
+        return TPS_EIO;
     srv->workers = calloc(srv->st->max_sessions, sizeof(*srv->workers));
     if (srv->workers == NULL)
         return TPS_ENOMEM;
@@ -386,16 +452,56 @@ tps_server_start(struct tps_server *srv, char *err, size_t errlen)
     return TPS_OK;
 }
 
-void
-tps_server_stop(struct tps_server *srv)
+/* Stops the acceptor and closes the listeners: new connections are refused by the kernel
+ * (HAProxy re-dispatches them), queued and running ones are served. */
+static void
+stop_accepting(struct tps_server *srv)
 {
-    if (srv == NULL || !srv->started)
+    if (srv->acceptor_done)
         return;
     if (write(srv->wake[1], "x", 1) < 0) {
         /* the pipe is non-blocking and only ever written once */
     }
     if (srv->acceptor)
         pthread_join(srv->acceptor, NULL);
+    for (int i = 0; i < 2; i++) {
+        if (srv->lfd[i] >= 0)
+            close(srv->lfd[i]);
+        srv->lfd[i] = -1;
+    }
+    srv->acceptor_done = true;
+}
+
+void
+tps_server_close_listeners(struct tps_server *srv)
+{
+    if (srv != NULL && srv->started)
+        stop_accepting(srv);
+}
+
+unsigned
+tps_server_pending(struct tps_server *srv)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&srv->lock);
+    n = srv->qlen;
+    pthread_mutex_unlock(&srv->lock);
+    return n + atomic_load(&srv->live);
+}
+
+struct tps_lb *
+tps_server_lb(const struct tps_server *srv)
+{
+    return srv->lb;
+}
+
+void
+tps_server_stop(struct tps_server *srv)
+{
+    if (srv == NULL || !srv->started)
+        return;
+    stop_accepting(srv);
     pthread_mutex_lock(&srv->lock);
     srv->stopping = true;
     pthread_cond_broadcast(&srv->cond);
@@ -422,6 +528,7 @@ tps_server_free(struct tps_server *srv)
         close(srv->queue[(srv->qhead + k) % srv->st->queue_size].fd);
     free(srv->queue);
     free(srv->workers);
+    tps_lb_free(srv->lb); /* before the TKS list it reads */
     tps_tks_free(srv->tks);
     tps_hooks_free(srv->hooks);
     SSL_CTX_free(srv->ssl_ctx);
@@ -443,14 +550,18 @@ simple(struct cmn_http_conn *c, enum tps_rc rc, const char *allow)
     return rc;
 }
 
-enum tps_rc
-tps_conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *client_ip,
-               bool ready)
+/* Routes one request (see tps_conn_serve). trust_xff: the peer is a trusted balancer that
+ * sent no PROXY header, so X-Forwarded-For names the client. [out] *op: the TPS operation
+ * run, -1 when the request was not one. */
+static enum tps_rc
+conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *client_ip, bool ready,
+           bool trust_xff, int *op)
 {
     struct cmn_http_head h;
     enum cmn_rc crc;
     enum tps_rc rc;
     const char *te;
+    char xff_ip[64];
 
     cmn_http_head_init(&h);
     crc = cmn_http_read_request_head(c, &h);
@@ -460,6 +571,10 @@ tps_conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *c
         rc = (crc == CMN_EPROTO || crc == CMN_ETOOBIG) ? simple(c, TPS_EBADREQ, NULL) : TPS_ECLOSED;
         goto out;
     }
+    if (trust_xff && cmn_http_head_get(&h, "X-Forwarded-For") != NULL &&
+        tps_lb_xff_client(cmn_http_head_get(&h, "X-Forwarded-For"), xff_ip, sizeof(xff_ip)) ==
+            TPS_OK)
+        client_ip = xff_ip;
     if (strcmp(h.path, "/tps/tps") == 0 || strcmp(h.path, "/nk_service") == 0) {
         struct tps_session s;
 
@@ -476,6 +591,7 @@ tps_conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *c
         }
         tps_session_init(&s, env, c, client_ip);
         rc = tps_session_run(&s);
+        *op = s.op;
         tps_session_cleanup(&s);
     } else if (strcmp(h.path, "/tps/phoneHome") == 0) {
         struct cmn_buf doc;
@@ -506,4 +622,13 @@ tps_conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *c
 out:
     cmn_http_head_cleanup(&h);
     return rc;
+}
+
+enum tps_rc
+tps_conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *client_ip,
+               bool ready)
+{
+    int op = -1;
+
+    return conn_serve(env, c, client_ip, ready, false, &op);
 }

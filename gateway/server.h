@@ -32,11 +32,21 @@ void tps_server_free(struct tps_server *srv);
 unsigned tps_server_port(const struct tps_server *srv, bool tls);
 /* Live sessions right now. */
 unsigned tps_server_live(const struct tps_server *srv);
+/* Drain step (docs/ha.md): stops accepting and closes the listeners; queued and running
+ * connections are still served. Call from the signal thread; tps_server_stop() follows. */
+void tps_server_close_listeners(struct tps_server *srv);
+/* Connections queued or being served. Thread-safe. */
+unsigned tps_server_pending(struct tps_server *srv);
+/* The load-balancer side of the server (gateway/lb.h): readiness, agent, drain, metrics.
+ * Borrowed for the server's life. */
+struct tps_lb;
+struct tps_lb *tps_server_lb(const struct tps_server *srv);
 
 /* Serves one accepted connection whose transport is ready (TLS handshake done): reads the
  * request head within the head timeout and routes it (POST /tps/tps and /nk_service: a TPS
  * session; GET /tps/phoneHome; GET /health; 405 / 400 / 404 otherwise). env is the worker's.
- * ready: what /health answers. Returns the outcome for logs. */
+ * ready: what /health answers on this listener (200 "ok" / 503: the instance serves and is not
+ * draining; dependency readiness is on lb.statusPort). Returns the outcome for logs. */
 enum tps_rc tps_conn_serve(const struct tps_env *env, struct cmn_http_conn *c,
                            const char *client_ip, bool ready);
 

@@ -2931,6 +2931,28 @@ tps_tokendb_cert_set_status(struct tps_tokendb *db, const char *cn, const char *
 }
 
 enum tps_tdb_rc
+tps_tokendb_cert_delete(struct tps_tokendb *db, const char *cn)
+{
+    char dn[1200];
+    struct delete_op op;
+    enum tps_tdb_rc rc;
+    int lrc;
+
+    tps_ldap_conn_clearerr(db->conn);
+    if (!is_safe_cn(cn))
+        return TPS_TDB_EINVAL;
+    if (snprintf(dn, sizeof(dn), "cn=%s,%s", cn, db->cfg->cert_base_dn) >= (int)sizeof(dn))
+        return TPS_TDB_ETOOBIG;
+    memset(&op, 0, sizeof(op));
+    op.dn = dn;
+    rc = tps_ldap_conn_run(db->conn, delete_fn, &op, true, &lrc);
+    /* already gone (a retry after a lost answer) is what the caller wanted */
+    if (rc != TPS_TDB_OK && lrc == LDAP_NO_SUCH_OBJECT)
+        return TPS_TDB_OK;
+    return map_result(db, rc, lrc, "delete certificate entry", dn);
+}
+
+enum tps_tdb_rc
 tps_tokendb_activity_add(struct tps_tokendb *db, const struct tps_token_activity *a, char *cn_out,
                          size_t cn_size)
 {

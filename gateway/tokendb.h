@@ -409,6 +409,9 @@ enum tps_tdb_rc tps_tokendb_cert_list(struct tps_tokendb *db, const char *cuid,
 void tps_token_certs_free(struct tps_token_cert *arr, size_t n);
 /* Sets tokenStatus of one certificate entry (revoke: "revoked" or "revoked_on_hold",
  * unrevoke: "active", "expired"). TPS_TDB_ENOTFOUND, TPS_TDB_EINVAL for another status. */
+/* Deletes certificate entry `cn` (e.g. a closed enrollment intent). A missing entry is
+ * TPS_TDB_OK. TPS_TDB_EINVAL for an unsafe cn; the connection errors otherwise. */
+enum tps_tdb_rc tps_tokendb_cert_delete(struct tps_tokendb *db, const char *cn);
 enum tps_tdb_rc tps_tokendb_cert_set_status(struct tps_tokendb *db, const char *cn,
                                             const char *status);
 

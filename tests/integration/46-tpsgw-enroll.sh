@@ -116,6 +116,7 @@ tc $CUID2 0 enroll --new-pin-file "$W/pin1"
 [ "$(( $(issued) - before ))" = 2 ] || it_fail "with CA 1 down: $(( $(issued) - before )) certificates issued"
 [ "$(max_per_key)" = 1 ] || it_fail "with CA 1 down: a key was certified twice"
 [ "$(cert_count $CUID2)" = 2 ] || it_fail "with CA 1 down: $(cert_count $CUID2) certificate entries"
+[ "$(intent_count $CUID2)" = 0 ] || it_fail "with CA 1 down: enrollment intents left open"
 it_log "enroll with CA 1 killed: through CA 2, one certificate per key"
 
 # ---- 5. CA 1 hangs after reading the request: never re-sent to CA 2 blindly
@@ -147,6 +148,8 @@ else
     # every certificate the CA issued for this card is recorded in the token DB
     [ "$(( $(issued) - before ))" = "$(cert_count $CUID3)" ] \
         || it_fail "CA 1 hung: $(( $(issued) - before )) issued, $(cert_count $CUID3) recorded"
+    # the call whose outcome is unknown stays recorded as an open intent for reconciliation
+    [ "$(intent_count $CUID3)" -ge 1 ] || it_fail "CA 1 hung: no open enrollment intent recorded"
     it_log "enroll with CA 1 hung: clean recorded failure (exit $rc), no duplicate:" \
         "$(grep "op.end .*cuid=$CUID3" "$W/audit.log" | sed 's/.* why=//' | cut -c1-240)"
 fi

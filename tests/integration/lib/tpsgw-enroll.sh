@@ -166,7 +166,10 @@ ldq() { # ldq BASE FILTER ATTR...: LDIF from node 1
     ldapsearch -x -LLL -o ldif-wrap=no -H "$URI1" -D "$ROOTDN" -y "$ROOTPW_FILE" -b "$_b" "$_f" "$@" 2>/dev/null
 }
 token_attr() { ldq "cn=$1,ou=Tokens,$BASEDN" '(objectClass=*)' "$2" | sed -n "s/^$2: //p"; }
-cert_count() { ldq "ou=Certificates,$BASEDN" "(tokenID=$1)" dn | grep -c '^dn:'; }
+# certificate entries of a token, without open enrollment intents (tokenSerial pending:...)
+cert_count() { ldq "ou=Certificates,$BASEDN" "(&(tokenID=$1)(!(tokenSerial=pending:*)))" dn | grep -c '^dn:'; }
+# open enrollment intents of a token: CA calls whose outcome is not known yet
+intent_count() { ldq "ou=Certificates,$BASEDN" "(&(tokenID=$1)(tokenSerial=pending:*))" dn | grep -c '^dn:'; }
 # enrollment requests answered with a certificate, over both CA clones
 issued() { cat "$W/ca1.requests" "$W/ca2.requests" 2>/dev/null | grep ' op=enrollment ' | grep -c ' serial='; }
 # the highest number of enrollments of one public key over both clones

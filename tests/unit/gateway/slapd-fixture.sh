@@ -274,10 +274,11 @@ CA_FILE=$DIR/cert.pem
 EOF
 }
 
-# A free TCP port on 127.0.0.1 (random in 20000-59999, not bound now).
+# A free TCP port on 127.0.0.1: random in 21000-32499, below the kernel's ephemeral range
+# (an outgoing connection could hold a port there without listening on it), not bound now.
 tdb_port() {
     while :; do
-        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
+        p=$((21000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 11500))
         if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
             echo "$p"
             return 0

@@ -123,6 +123,9 @@ static const struct cmn_cfg_key gw_keys[] = {
     U("conn.tks*.timeout", 1, 600, 15, "deadline of one TKS call over all clones, s (Dogtag)"),
     U("conn.tks*.retryConnect", 0, 32, 0, "clones tried per call; 0 = all (Dogtag)"),
     U("conn.tks*.connectTimeout", 100, 600000, 5000, "connect timeout per clone, ms (ours)"),
+    U("conn.tks*.responseTimeout", 0, 600000, 5000,
+      "answer timeout per clone, ms: a hung clone costs this much, then the next clone is asked "
+      "(TKS calls are idempotent); 0 = wait until the call's deadline (ours)"),
     S("conn.tks*.clientNickname", "", "client certificate label (Dogtag; label only)"),
     P("conn.tks*.clientCertFile", NULL, "client certificate PEM for the TKS (ours)"),
     SF("conn.tks*.clientKeyFile", "its private key PEM, mode 0600 (ours)"),

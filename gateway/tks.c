@@ -123,6 +123,7 @@ tps_tks_new(const struct tps_config *cfg, const char *id, struct tps_tks **out, 
     o.tls = tps_cfg_bool(cfg, K("SSLOn"));
     o.deadline_ms = t->deadline_ms;
     o.connect_timeout_ms = (unsigned)tps_cfg_uint(cfg, K("connectTimeout"));
+    o.response_timeout_ms = (unsigned)tps_cfg_uint(cfg, K("responseTimeout"));
     o.max_attempts = (unsigned)tps_cfg_uint(cfg, K("retryConnect"));
     o.cert_file = cmn_cfg_str(cc, K("clientCertFile"));
     o.key_file = cmn_cfg_str(cc, K("clientKeyFile"));

@@ -51,6 +51,9 @@ static const struct cmn_cfg_key gw_keys[] = {
     U("service.securePort", 0, 65535, 0, "HTTPS port (Dogtag); unset = none, 0 = ephemeral"),
     P("service.sslCertFile", NULL, "PEM certificate (chain) of the HTTPS listener (ours)"),
     SF("service.sslKeyFile", "PEM private key of the HTTPS listener, mode 0600 (ours)"),
+    P("service.clientCAFile", NULL,
+      "PEM CA(s) of staff client certificates: the HTTPS listener asks for one (optional; "
+      "the admin API needs it, TPS operations do not) (ours)"),
     B("service.acceptProxy", 0,
       "every connection starts with a PROXY v1/v2 header (HAProxy "
       "send-proxy-v2); its source address is the client IP (ours)"),

@@ -22,13 +22,18 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <libfailover/failover.h>
 
 #include "common/http.h"
 #include "common/log.h"
 #include "common/proxy.h"
+#include "gateway/admin.h"
+#include "gateway/admin_setup.h"
+#include "gateway/ca.h"
 #include "gateway/config.h"
 #include "gateway/hooks.h"
 #include "gateway/lb.h"
@@ -47,6 +52,10 @@ struct tps_server {
     struct tps_tks *tks;
     struct tps_hooks *hooks;
     struct tps_lb *lb; /* readiness, agent, drain, trusted proxies, metrics */
+    /* The admin API and console (tps.admin.enable, docs/admin-api.md); NULL: not served. */
+    struct tps_admin_stack *admin;
+    struct tps_tokendb_cfg *admin_tdb; /* its token DB configuration */
+    struct tps_ca *admin_ca;           /* its CA connector (tps.admin.ca.conn); may be NULL */
     int lfd[2]; /* [0] plain, [1] TLS; -1 when absent */
     unsigned port[2];
     int wake[2]; /* pipe: wakes the acceptor on stop */
@@ -64,8 +73,17 @@ struct tps_server {
     atomic_uint live; /* sessions being served */
 };
 
+/* What one connection needs for the admin API. */
+struct admin_conn {
+    const struct tps_admin *admin; /* NULL: admin paths are not served (404) */
+    struct tps_admin_worker *w;    /* the worker's handle */
+    SSL *ssl;                      /* NULL: plain HTTP (admin paths: 403) */
+    const char *instance;          /* tps.instanceId */
+};
+
 static enum tps_rc conn_serve(const struct tps_env *env, struct cmn_http_conn *c,
-                              const char *client_ip, bool ready, bool trust_xff, int *op);
+                              const char *client_ip, bool ready, bool trust_xff,
+                              const struct admin_conn *adm, int *op);
 
 /* Moves a listening socket above every descriptor the workers will use. When the process is
  * killed, Linux releases its descriptors from the highest down, so a listener up here is gone
@@ -150,9 +168,87 @@ make_ssl_ctx(struct tps_server *srv, char *err, size_t errlen)
         return TPS_ECONFIG;
     }
     SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (tps_cfg_isset(srv->cfg, "service.clientCAFile")) {
+        /* Ask for a staff certificate, never require one: TPS clients send none, the admin API
+         * answers 401 without one. A certificate that does not verify ends the handshake. */
+        const char *caf = tps_cfg_str(srv->cfg, "service.clientCAFile");
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(caf);
+
+        if (names == NULL || SSL_CTX_load_verify_locations(ctx, caf, NULL) != 1) {
+            char e[256];
+            ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+            snprintf(err, errlen, "key 'service.clientCAFile' = %s: %s", caf,
+                     names == NULL ? "no CA certificate could be read" : e);
+            ERR_clear_error();
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            SSL_CTX_free(ctx);
+            return TPS_ECONFIG;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names); /* takes names */
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
     /* Needed for session resumption once a peer certificate is involved. */
     (void)SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tpsgw", 5);
     srv->ssl_ctx = ctx;
+    return TPS_OK;
+}
+
+/* Builds the admin stack when tps.admin.enable is true and a token DB is configured: its own
+ * token DB configuration (the keys tps_hooks_new reads) and CA connector. Main thread. */
+static enum tps_rc
+admin_new(struct tps_server *srv, char *err, size_t errlen)
+{
+    const struct cmn_cfg *cc = tps_config_cfg(srv->cfg);
+    const char *ca_id = cmn_cfg_str(cc, "tps.admin.ca.conn");
+    struct tps_tokendb_conf tc;
+    enum tps_tdb_rc r;
+    enum tps_rc rc;
+    char key[96];
+
+    if (!cmn_cfg_bool(cc, "tps.admin.enable"))
+        return TPS_OK;
+    if (!cmn_cfg_isset(cc, "tokendb.hostport")) {
+        CMN_LOG(CMN_LOG_NOTICE, "admin.disabled", NULL,
+                "reason=\"no token DB (tokendb.hostport)\"");
+        return TPS_OK;
+    }
+    memset(&tc, 0, sizeof(tc));
+    tc.ldap.hostport = cmn_cfg_str(cc, "tokendb.hostport");
+    tc.ldap.ssl = cmn_cfg_bool(cc, "tokendb.ssl");
+    tc.ldap.starttls = cmn_cfg_bool(cc, "tokendb.startTLS");
+    tc.ldap.ca_file = cmn_cfg_str(cc, "tokendb.caFile");
+    tc.ldap.bind_dn = cmn_cfg_str(cc, "tokendb.bindDN");
+    tc.ldap.bind_pw_file = cmn_cfg_str(cc, "tokendb.bindPassword_file");
+    tc.ldap.network_timeout_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.networkTimeout");
+    tc.ldap.op_timeout_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.opTimeout");
+    tc.base_dn = cmn_cfg_str(cc, "tokendb.baseDN");
+    tc.cert_base_dn = cmn_cfg_str(cc, "tokendb.certBaseDN");
+    tc.activity_base_dn = cmn_cfg_str(cc, "tokendb.activityBaseDN");
+    tc.instance_id = cmn_cfg_str(cc, "tps.instanceId");
+    if (cmn_cfg_isset(cc, "tokendb.allowedTransitions"))
+        tc.allowed_transitions = cmn_cfg_str(cc, "tokendb.allowedTransitions");
+    if (cmn_cfg_isset(cc, "tps.operations.allowedTransitions"))
+        tc.op_allowed_transitions = cmn_cfg_str(cc, "tps.operations.allowedTransitions");
+    if (cmn_cfg_isset(cc, "tokendb.defaultPolicy"))
+        tc.default_policy = cmn_cfg_str(cc, "tokendb.defaultPolicy");
+    tc.lease_seconds = (unsigned)cmn_cfg_uint(cc, "tokendb.leaseSeconds");
+    r = tps_tokendb_cfg_new(&tc, &srv->admin_tdb, err, errlen);
+    if (r != TPS_TDB_OK)
+        return r == TPS_TDB_ENOMEM ? TPS_ENOMEM : TPS_ECONFIG;
+    snprintf(key, sizeof(key), "conn.%s.hostport", ca_id != NULL ? ca_id : "");
+    if (ca_id != NULL && cmn_cfg_isset(cc, key)) {
+        rc = tps_ca_new(cc, ca_id, &srv->admin_ca, err, errlen);
+        if (rc != TPS_OK)
+            return rc;
+    }
+    rc = tps_admin_stack_new(cc, srv->admin_tdb, srv->admin_ca, &srv->admin, err, errlen);
+    if (rc != TPS_OK)
+        return rc;
+    if (!tps_cfg_isset(srv->cfg, "service.securePort") ||
+        !tps_cfg_isset(srv->cfg, "service.clientCAFile"))
+        CMN_LOG(CMN_LOG_WARN, "admin.no_client_ca", NULL,
+                "msg=\"the admin API needs service.securePort and service.clientCAFile; "
+                "every call will be refused\"");
     return TPS_OK;
 }
 
@@ -185,6 +281,9 @@ tps_server_new(const struct tps_config *cfg, struct tps_server **out, char *err,
     if (rc != TPS_OK)
         goto fail;
     rc = tps_lb_new_from_config(cfg, &srv->lb, err, errlen);
+    if (rc != TPS_OK)
+        goto fail;
+    rc = admin_new(srv, err, errlen);
     if (rc != TPS_OK)
         goto fail;
     if (srv->tks->list != NULL)
@@ -319,7 +418,8 @@ acceptor_main(void *arg)
 }
 
 static void
-serve_job(struct tps_server *srv, const struct tps_env *env, struct job *j)
+serve_job(struct tps_server *srv, const struct tps_env *env, struct tps_admin_worker *aw,
+          struct job *j)
 {
     struct cmn_http_limits lim = {
         .max_head = 16384,
@@ -332,6 +432,11 @@ serve_job(struct tps_server *srv, const struct tps_env *env, struct job *j)
     SSL *ssl = NULL;
     struct sockaddr_storage peer;
     socklen_t pl = sizeof(peer);
+    struct admin_conn adm = {
+        .admin = srv->admin != NULL ? srv->admin->admin : NULL,
+        .w = aw,
+        .instance = tps_cfg_str(srv->cfg, "tps.instanceId"),
+    };
     bool trusted;
     int op = -1;
     enum tps_rc rc;
@@ -377,7 +482,8 @@ serve_job(struct tps_server *srv, const struct tps_env *env, struct job *j)
     atomic_fetch_add(&srv->live, 1);
     tps_lb_session_begin(srv->lb);
     /* X-Forwarded-For only from a trusted peer that did not speak PROXY (the header wins). */
-    rc = conn_serve(env, c, j->ip, true, trusted && !srv->accept_proxy, &op);
+    adm.ssl = ssl;
+    rc = conn_serve(env, c, j->ip, true, trusted && !srv->accept_proxy, &adm, &op);
     tps_lb_session_end(srv->lb, op, rc == TPS_OK);
     atomic_fetch_sub(&srv->live, 1);
     if (ssl != NULL)
@@ -393,13 +499,22 @@ worker_main(void *arg)
 {
     struct tps_server *srv = arg;
     struct tps_env env;
+    struct tps_admin_worker *aw = NULL;
     struct job j;
+    char err[512] = "";
 
     memset(&env, 0, sizeof(env));
     env.cfg = srv->cfg;
     env.tks = srv->tks;
     if (fo_req_new(&env.fo) != FO_OK || tps_hooks_worker_open(srv->hooks, &env) != TPS_OK) {
         CMN_LOG(CMN_LOG_ERROR, "server.worker", NULL, "err=\"cannot open worker resources\"");
+        fo_req_free(env.fo);
+        return NULL;
+    }
+    if (srv->admin != NULL &&
+        tps_admin_worker_open(srv->admin->admin, &aw, err, sizeof(err)) != TPS_OK) {
+        CMN_LOG(CMN_LOG_ERROR, "server.worker", NULL, "err=\"admin: %s\"", err);
+        tps_hooks_worker_close(srv->hooks, &env);
         fo_req_free(env.fo);
         return NULL;
     }
@@ -415,8 +530,9 @@ worker_main(void *arg)
         srv->qhead = (srv->qhead + 1) % srv->st->queue_size;
         srv->qlen--;
         pthread_mutex_unlock(&srv->lock);
-        serve_job(srv, &env, &j);
+        serve_job(srv, &env, aw, &j);
     }
+    tps_admin_worker_close(aw);
     tps_hooks_worker_close(srv->hooks, &env);
     fo_req_free(env.fo);
     return NULL;
@@ -531,6 +647,9 @@ tps_server_free(struct tps_server *srv)
     tps_lb_free(srv->lb); /* before the TKS list it reads */
     tps_tks_free(srv->tks);
     tps_hooks_free(srv->hooks);
+    tps_admin_stack_free(srv->admin); /* before the CA connector and token DB config it uses */
+    tps_ca_free(srv->admin_ca);
+    tps_tokendb_cfg_free(srv->admin_tdb);
     SSL_CTX_free(srv->ssl_ctx);
     pthread_cond_destroy(&srv->cond);
     pthread_mutex_destroy(&srv->lock);
@@ -550,12 +669,83 @@ simple(struct cmn_http_conn *c, enum tps_rc rc, const char *allow)
     return rc;
 }
 
+/* SHA-256 of x's DER in lower-case hex. [out] out (cap >= 2 * EVP_MAX_MD_SIZE + 1): "" on
+ * failure. */
+static void
+cert_fingerprint(X509 *x, char *out, size_t cap)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+
+    out[0] = '\0';
+    if (X509_digest(x, EVP_sha256(), md, &n) != 1 || 2 * (size_t)n + 1 > cap)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        snprintf(out + 2 * i, cap - 2 * i, "%02x", md[i]);
+}
+
+/* x's subject as RFC 2253 text. [out] out: "" on failure. */
+static void
+cert_subject(X509 *x, char *out, size_t cap)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    int n;
+
+    out[0] = '\0';
+    if (b == NULL)
+        return;
+    if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
+        n = BIO_read(b, out, (int)cap - 1);
+        out[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(b);
+}
+
+/* Hands an admin request to the admin API with the caller the TLS layer verified (a
+ * certificate that did not verify is no certificate). Plain HTTP gets 403: the API
+ * authenticates by client certificate only. */
+static enum tps_rc
+admin_serve(const struct admin_conn *adm, struct cmn_http_conn *c, const struct cmn_http_head *h,
+            const char *client_ip)
+{
+    struct tps_admin_peer peer = {.client_ip = client_ip, .instance = adm->instance};
+    char fp[2 * EVP_MAX_MD_SIZE + 1], subj[1024];
+    X509 *cert;
+    enum tps_rc rc;
+
+    if (adm->ssl == NULL) {
+        static const char body[] =
+            "{\"Code\":403,\"Error\":\"https_required\",\"Message\":\"the admin API and "
+            "console need HTTPS with a TLS client certificate\"}";
+        const struct cmn_http_hdr hh[] = {{"X-Content-Type-Options", "nosniff"},
+                                          {"Cache-Control", "no-store"}};
+        CMN_LOG(CMN_LOG_NOTICE, "admin.plain_http", NULL, "ip=%s path=%s", client_ip, h->path);
+        (void)cmn_http_write_response(c, 403, NULL, "application/json; charset=utf-8", hh, 2,
+                                      body, sizeof(body) - 1);
+        return TPS_EPOLICY;
+    }
+    cert = SSL_get1_peer_certificate(adm->ssl);
+    if (cert != NULL && SSL_get_verify_result(adm->ssl) == X509_V_OK) {
+        cert_fingerprint(cert, fp, sizeof(fp));
+        cert_subject(cert, subj, sizeof(subj));
+        if (fp[0] != '\0') {
+            peer.cert = cert;
+            peer.fingerprint = fp;
+            peer.subject = subj;
+        }
+    }
+    rc = tps_admin_handle(adm->admin, adm->w, c, h, &peer);
+    X509_free(cert);
+    return rc;
+}
+
 /* Routes one request (see tps_conn_serve). trust_xff: the peer is a trusted balancer that
- * sent no PROXY header, so X-Forwarded-For names the client. [out] *op: the TPS operation
- * run, -1 when the request was not one. */
+ * sent no PROXY header, so X-Forwarded-For names the client. adm: the admin API (NULL or
+ * adm->admin NULL: not served). [out] *op: the TPS operation run, -1 when the request was
+ * not one. */
 static enum tps_rc
 conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *client_ip, bool ready,
-           bool trust_xff, int *op)
+           bool trust_xff, const struct admin_conn *adm, int *op)
 {
     struct cmn_http_head h;
     enum cmn_rc crc;
@@ -575,7 +765,9 @@ conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *clien
         tps_lb_xff_client(cmn_http_head_get(&h, "X-Forwarded-For"), xff_ip, sizeof(xff_ip)) ==
             TPS_OK)
         client_ip = xff_ip;
-    if (strcmp(h.path, "/tps/tps") == 0 || strcmp(h.path, "/nk_service") == 0) {
+    if (adm != NULL && adm->admin != NULL && tps_admin_owns_path(h.path)) {
+        rc = admin_serve(adm, c, &h, client_ip);
+    } else if (strcmp(h.path, "/tps/tps") == 0 || strcmp(h.path, "/nk_service") == 0) {
         struct tps_session s;
 
         if (strcmp(h.method, "POST") != 0) {
@@ -630,5 +822,5 @@ tps_conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *c
 {
     int op = -1;
 
-    return conn_serve(env, c, client_ip, ready, false, &op);
+    return conn_serve(env, c, client_ip, ready, false, NULL, &op);
 }

@@ -1,0 +1,109 @@
+#!/bin/sh
+# tests/integration/72-admin-tpsgw.sh - the admin REST API and console served by tpsgw itself
+# (tps.admin.enable, service.clientCAFile; docs/admin-api.md) on the topology of
+# tests/browser/admin-env.sh (replicated token DB, two pki-sim CA clones, staff certificates):
+# the HTTPS listener asks for a client certificate and maps it to a role, a status change
+# through tpsgw is done at the CA before the token DB, a call without a certificate or over
+# plain HTTP is refused, the console comes with its CSP, and the TPS URLs still answer over
+# HTTPS without a client certificate.
+. "$(dirname "$0")/lib/lib.sh"
+. "$(dirname "$0")/lib/ldap.sh"
+. "$IT_TOP/tests/sim/simtest.sh"
+. "$IT_TOP/tests/browser/admin-env.sh"
+trap it_cleanup EXIT INT TERM
+TPSGW=$BUILD/bin/tpsgw
+[ -x "$TPSGW" ] || it_fail "$TPSGW is not built"
+adm_setup
+# Only gw1 (admin-server) is kept; "gw2" of adm_call becomes tpsgw below.
+it_stop gw2
+
+expect() { # HTTP WHAT
+    [ "$ADM_HTTP" = "$1" ] || it_fail "$2: HTTP $ADM_HTTP (want $1): $(cat "$W/out")"
+}
+
+# --- tpsgw: the admin keys of admin-env.sh plus its own (the TKS is never called here)
+TG_HTTP=$(it_port)
+TG_HTTPS=$(it_port)
+while [ "$TG_HTTPS" = "$TG_HTTP" ]; do TG_HTTPS=$(it_port); done
+(umask 077 && echo 000102030405060708090A0B0C0D0E0F >"$W/shared.hex")
+adm_gw_conf tg "127.0.0.1:$CA2_PORT 127.0.0.1:$CA1_PORT"
+# tpsgw's tokendb.hostport is a host:port list, not LDAP URIs
+hostport() { echo "$1" | sed -e 's|^ldap://||' -e 's|/$||'; }
+sed -i "s|^tokendb.hostport=.*|tokendb.hostport=$(hostport "$LDAP1_URI") $(hostport "$LDAP2_URI")|" \
+    "$W/tg.cfg"
+cat >>"$W/tg.cfg" <<EOF
+service.bindAddress=127.0.0.1
+service.unsecurePort=$TG_HTTP
+service.securePort=$TG_HTTPS
+service.sslCertFile=$ADM_CERTS/server.crt
+service.sslKeyFile=$ADM_CERTS/server.key
+service.clientCAFile=$ADM_CERTS/staff-ca.crt
+tps.maxSessions=4
+tps.phoneHome.operation=https://127.0.0.1:$TG_HTTPS/tps/tps
+log.file=$W/tg-daemon.log
+conn.tks1.hostport=127.0.0.1:9
+conn.tks1.SSLOn=false
+conn.tks1.tksSharedSymKey_file=$W/shared.hex
+EOF
+"$TPSGW" -t -c "$W/tg.cfg" >"$W/tg-check.log" 2>&1 || it_fail "tpsgw -t: $(cat "$W/tg-check.log")"
+it_start tg "$TPSGW" -c "$W/tg.cfg"
+it_wait_tcp 127.0.0.1 "$TG_HTTPS" 10
+GW2_URL="https://127.0.0.1:$TG_HTTPS"
+
+# --- who is calling: the agent's role, served by this tpsgw instance
+adm_call agent gw2 GET /tps/rest/account
+expect 200 "agent account"
+[ "$(jget UserID)" = agent1 ] && [ "$(jget Roles.0)" = agent ] && [ "$(jget Roles)" = 1 ] \
+    && [ "$(jget CanChangeStatus)" = true ] && [ "$(jget Served.Instance)" = tg ] \
+    || it_fail "agent account: $(cat "$W/out")"
+adm_call operator gw2 GET /tps/rest/account
+[ "$(jget Roles.0)" = operator ] && [ "$(jget CanChangeStatus)" = false ] \
+    || it_fail "operator account: $(cat "$W/out")"
+
+# --- no certificate: 401; a foreign CA's certificate: no handshake; plain HTTP: 403
+adm_call none gw2 GET /tps/rest/tokens
+expect 401 "no certificate"
+[ "$(jget Error)" = no_certificate ] || it_fail "401 error code: $(cat "$W/out")"
+adm_call foreign gw2 GET /tps/rest/account
+[ "$ADM_RC" != 0 ] || it_fail "a certificate of a foreign CA was accepted (HTTP $ADM_HTTP)"
+ADM_HTTP=$(curl -s -o "$W/out" -D "$W/head" -w '%{http_code}' --max-time 10 \
+    "http://127.0.0.1:$TG_HTTP/tps/rest/account")
+expect 403 "plain HTTP"
+[ "$(jget Error)" = https_required ] || it_fail "plain HTTP error code: $(cat "$W/out")"
+grep -qi '^content-type: application/json' "$W/head" || it_fail "plain HTTP 403 is not JSON"
+
+# --- TPS URLs over HTTPS without a client certificate still answer
+adm_call none gw2 GET /tps/phoneHome
+expect 200 "phone home over HTTPS without a client certificate"
+grep -q "<Operation>https://127.0.0.1:$TG_HTTPS/tps/tps</Operation>" "$W/out" \
+    || it_fail "phone home: $(cat "$W/out")"
+adm_call none gw2 GET /health
+expect 200 "health over HTTPS"
+
+# --- the console, with its Content-Security-Policy
+adm_call none gw2 GET /tps/ui/index.html
+expect 200 "console index.html"
+grep -qi "^content-security-policy: default-src 'none'" "$W/head" \
+    || it_fail "console CSP: $(cat "$W/head")"
+grep -qi '<html' "$W/out" || it_fail "console index.html body: $(head -c 300 "$W/out")"
+
+# --- a status change through tpsgw: both certificates on hold at the CA, then the token DB
+AGTOK=$(adm_csrf agent gw2)
+adm_call agent gw2 POST "/tps/rest/tokens/$CUID1?status=SUSPENDED&reason=via%20tpsgw" \
+    -H "X-TPS-CSRF: $AGTOK" -H 'Content-Type: application/json' -H "Origin: $GW2_URL"
+expect 200 "suspend through tpsgw"
+[ "$(jget Status.name)" = SUSPENDED ] && [ "$(jget Certificates)" = 2 ] \
+    && [ "$(jget Certificates.0.Outcome)" = done ] || it_fail "suspend answer: $(cat "$W/out")"
+jget Certificates.0.Clone | grep -q "127.0.0.1:$CA2_PORT" || it_fail "tpsgw did not use its first clone"
+[ "$(ca_reason "$SERIAL1")" = 6 ] && [ "$(ca_reason "$SERIAL2")" = 6 ] || it_fail "not on hold at the CA"
+it_ldap_wait_converged 20
+[ "$(tdb_attr $CUID1 tokenStatus)" = SUSPENDED ] || it_fail "token DB after suspend"
+# admin-server (gw1) sees what tpsgw did
+adm_call operator gw1 GET "/tps/rest/tokens/$CUID1"
+[ "$(jget Status.name)" = SUSPENDED ] || it_fail "gw1 view: $(cat "$W/out")"
+grep -q "admin.status_change actor=agent1 role=agent cuid=$CUID1 from=ACTIVE to=SUSPENDED outcome=success" \
+    "$W/tg-audit.log" || it_fail "tpsgw audit: $(cat "$W/tg-audit.log")"
+! grep -qF -e "$GWPW" -e "$AGTOK" -e '-----BEGIN' "$W/tg-audit.log" "$W/tg-daemon.log" \
+    || it_fail "a secret in tpsgw's logs"
+sim_check_logs
+it_ok 72-admin-tpsgw

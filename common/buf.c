@@ -201,8 +201,8 @@ cmn_hex_append(struct cmn_buf *b, const uint8_t *in, size_t n)
     return CMN_OK;
 }
 
-static int
-hexval(char c)
+int
+cmn_hex_value(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -228,8 +228,8 @@ cmn_hex_decode(const char *in, size_t in_len, bool spaces, uint8_t *out, size_t 
         }
         if (i + 1 >= in_len)
             return CMN_EINVAL;
-        hi = hexval(in[i]);
-        lo = hexval(in[i + 1]);
+        hi = cmn_hex_value((unsigned char)in[i]);
+        lo = cmn_hex_value((unsigned char)in[i + 1]);
         if (hi < 0 || lo < 0)
             return CMN_EINVAL;
         if (n >= out_size)

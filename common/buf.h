@@ -131,6 +131,9 @@ cmn_put_u32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+/* Value of one hex digit (either case), or -1 for any other character. */
+int cmn_hex_value(int c);
+
 /* Writes 2*n uppercase hex digits and a NUL into out (out_size >= 2*n+1).
  * CMN_ETOOBIG if out is too small (out is then ""). */
 enum cmn_rc cmn_hex_encode(const uint8_t *in, size_t n, char *out, size_t out_size);

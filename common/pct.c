@@ -9,18 +9,6 @@ is_alnum(uint8_t c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-static int
-hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Worst case is 3 output bytes per input byte; reserving first keeps `out` unchanged on
  * failure and makes the loop allocation-free. */
 enum mode { FORM, JAVA, ALL };
@@ -105,7 +93,7 @@ pct_seq(const uint8_t *p, size_t n, size_t i)
 {
     if (n - i < 3)
         return 0;
-    if (hexval(p[i + 1]) < 0 || hexval(p[i + 2]) < 0)
+    if (cmn_hex_value(p[i + 1]) < 0 || cmn_hex_value(p[i + 2]) < 0)
         return 0;
     return 3;
 }
@@ -143,7 +131,7 @@ decode_into(const uint8_t *p, size_t n, uint8_t *w)
         if (c == '+') {
             c = ' ';
         } else if (c == '%' && pct_seq(p, n, i) == 3) {
-            c = (uint8_t)((hexval(p[i + 1]) << 4) | hexval(p[i + 2]));
+            c = (uint8_t)((cmn_hex_value(p[i + 1]) << 4) | cmn_hex_value(p[i + 2]));
             i += 2;
         }
         w[o++] = c;
@@ -213,18 +201,6 @@ cmn_pct_hash_append(struct cmn_buf *out, const uint8_t *in, size_t n)
     return CMN_OK;
 }
 
-static int
-hash_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 enum cmn_rc
 cmn_pct_hash_decode(const char *s, size_t n, bool pct_too, uint8_t *out, size_t out_size,
                     size_t *out_len)
@@ -239,8 +215,8 @@ cmn_pct_hash_decode(const char *s, size_t n, bool pct_too, uint8_t *out, size_t 
 
             if (n - i < 3)
                 return CMN_EINVAL;
-            hi = hash_hexval(s[i + 1]);
-            lo = hash_hexval(s[i + 2]);
+            hi = cmn_hex_value((unsigned char)s[i + 1]);
+            lo = cmn_hex_value((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
                 return CMN_EINVAL;
             byte = (uint8_t)(hi << 4 | lo);

@@ -45,18 +45,6 @@ kt_keytype_parse(const char *s, enum kt_keytype *out)
     return false;
 }
 
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Collects the hex digits of s[0..n) into bytes, ignoring every other character (the
  * tkstool file rule). False on an odd digit count or overflow of out. */
 static bool
@@ -65,7 +53,7 @@ hex_loose(const char *s, size_t n, uint8_t *out, size_t outmax, size_t *outlen)
     size_t digits = 0;
 
     for (size_t i = 0; i < n; i++) {
-        int v = hexval((unsigned char)s[i]);
+        int v = cmn_hex_value((unsigned char)s[i]);
 
         if (v < 0)
             continue;

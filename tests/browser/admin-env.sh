@@ -311,3 +311,42 @@ ca_reason() {
 tdb_attr() {
     ldap_q "$LDAP2_URI" -b "cn=$1,ou=Tokens,$ADM_BASE" -s base "$2" | sed -n "s/^$2: //p"
 }
+
+# adm_tpsgw_as_gw2: replaces admin-server gw2 by tpsgw itself (HTTP and HTTPS, client
+# certificates against the staff CA, the admin keys of adm_gw_conf; the TKS is never called),
+# so "gw2" of adm_call and GW2_URL reach tpsgw. Sets TG_HTTP, TG_HTTPS; logs in $W/tg-*.
+adm_tpsgw_as_gw2() {
+    TPSGW=$BUILD/bin/tpsgw
+    [ -x "$TPSGW" ] || it_fail "$TPSGW is not built"
+    it_stop gw2
+    TG_HTTP=$(it_port)
+    TG_HTTPS=$(it_port)
+    while [ "$TG_HTTPS" = "$TG_HTTP" ]; do TG_HTTPS=$(it_port); done
+    (umask 077 && echo 000102030405060708090A0B0C0D0E0F >"$W/shared.hex")
+    adm_gw_conf tg "127.0.0.1:$CA2_PORT 127.0.0.1:$CA1_PORT"
+    # tpsgw's tokendb.hostport is a host:port list, not LDAP URIs
+    hostport() { echo "$1" | sed -e 's|^ldap://||' -e 's|/$||'; }
+    # it stands in for gw2: same instance name in its answers and the console's footer
+    sed -i -e "s|^tokendb.hostport=.*|tokendb.hostport=$(hostport "$LDAP1_URI") $(hostport "$LDAP2_URI")|" \
+        -e "s|^tps.instanceId=.*|tps.instanceId=gw2|" "$W/tg.cfg"
+    cat >>"$W/tg.cfg" <<EOF
+service.bindAddress=127.0.0.1
+service.unsecurePort=$TG_HTTP
+service.securePort=$TG_HTTPS
+service.sslCertFile=$ADM_CERTS/server.crt
+service.sslKeyFile=$ADM_CERTS/server.key
+service.clientCAFile=$ADM_CERTS/staff-ca.crt
+tps.maxSessions=4
+tps.phoneHome.operation=https://127.0.0.1:$TG_HTTPS/tps/tps
+log.file=$W/tg-daemon.log
+conn.tks1.hostport=127.0.0.1:9
+conn.tks1.SSLOn=false
+conn.tks1.tksSharedSymKey_file=$W/shared.hex
+EOF
+    "$TPSGW" -t -c "$W/tg.cfg" >"$W/tg-check.log" 2>&1 || it_fail "tpsgw -t: $(cat "$W/tg-check.log")"
+    it_start tg "$TPSGW" -c "$W/tg.cfg"
+    it_wait_tcp 127.0.0.1 "$TG_HTTPS" 10
+    GW2_URL="https://127.0.0.1:$TG_HTTPS"
+    export GW2_URL
+    it_log "gw2 is now tpsgw: $GW2_URL"
+}

@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/integration/71-admin-console.sh - the security-officer console (web/console/) in
 # headless Chromium (Debian's chromium, driven by playwright-core from tests/browser/) against
-# two admin-server instances on the replicated token DB and two pki-sim CA clones: log in with
+# an admin-server instance and tpsgw itself on the replicated token DB and two pki-sim CA
+# clones: log in with
 # a client certificate, find an enrolled token, mark it lost, see its certificates revoked
 # (checked at the CA too), see it from the other instance as an operator. Screenshots in
 # $BUILD_ROOT/test-artifacts/admin-console/.
@@ -19,6 +20,8 @@ if [ ! -d "$IT_TOP/tests/browser/node_modules/playwright-core" ]; then
 fi
 
 adm_setup
+# the second instance is tpsgw itself: the operator's part of the browser run is served by it
+adm_tpsgw_as_gw2
 ARTIFACTS=$IT_TOP/${BUILD_ROOT:-build}/test-artifacts/admin-console
 rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS"

@@ -14,47 +14,18 @@ trap it_cleanup EXIT INT TERM
 TPSGW=$BUILD/bin/tpsgw
 [ -x "$TPSGW" ] || it_fail "$TPSGW is not built"
 adm_setup
-# Only gw1 (admin-server) is kept; "gw2" of adm_call becomes tpsgw below.
-it_stop gw2
 
 expect() { # HTTP WHAT
     [ "$ADM_HTTP" = "$1" ] || it_fail "$2: HTTP $ADM_HTTP (want $1): $(cat "$W/out")"
 }
 
-# --- tpsgw: the admin keys of admin-env.sh plus its own (the TKS is never called here)
-TG_HTTP=$(it_port)
-TG_HTTPS=$(it_port)
-while [ "$TG_HTTPS" = "$TG_HTTP" ]; do TG_HTTPS=$(it_port); done
-(umask 077 && echo 000102030405060708090A0B0C0D0E0F >"$W/shared.hex")
-adm_gw_conf tg "127.0.0.1:$CA2_PORT 127.0.0.1:$CA1_PORT"
-# tpsgw's tokendb.hostport is a host:port list, not LDAP URIs
-hostport() { echo "$1" | sed -e 's|^ldap://||' -e 's|/$||'; }
-sed -i "s|^tokendb.hostport=.*|tokendb.hostport=$(hostport "$LDAP1_URI") $(hostport "$LDAP2_URI")|" \
-    "$W/tg.cfg"
-cat >>"$W/tg.cfg" <<EOF
-service.bindAddress=127.0.0.1
-service.unsecurePort=$TG_HTTP
-service.securePort=$TG_HTTPS
-service.sslCertFile=$ADM_CERTS/server.crt
-service.sslKeyFile=$ADM_CERTS/server.key
-service.clientCAFile=$ADM_CERTS/staff-ca.crt
-tps.maxSessions=4
-tps.phoneHome.operation=https://127.0.0.1:$TG_HTTPS/tps/tps
-log.file=$W/tg-daemon.log
-conn.tks1.hostport=127.0.0.1:9
-conn.tks1.SSLOn=false
-conn.tks1.tksSharedSymKey_file=$W/shared.hex
-EOF
-"$TPSGW" -t -c "$W/tg.cfg" >"$W/tg-check.log" 2>&1 || it_fail "tpsgw -t: $(cat "$W/tg-check.log")"
-it_start tg "$TPSGW" -c "$W/tg.cfg"
-it_wait_tcp 127.0.0.1 "$TG_HTTPS" 10
-GW2_URL="https://127.0.0.1:$TG_HTTPS"
+adm_tpsgw_as_gw2
 
 # --- who is calling: the agent's role, served by this tpsgw instance
 adm_call agent gw2 GET /tps/rest/account
 expect 200 "agent account"
 [ "$(jget UserID)" = agent1 ] && [ "$(jget Roles.0)" = agent ] && [ "$(jget Roles)" = 1 ] \
-    && [ "$(jget CanChangeStatus)" = true ] && [ "$(jget Served.Instance)" = tg ] \
+    && [ "$(jget CanChangeStatus)" = true ] && [ "$(jget Served.Instance)" = gw2 ] \
     || it_fail "agent account: $(cat "$W/out")"
 adm_call operator gw2 GET /tps/rest/account
 [ "$(jget Roles.0)" = operator ] && [ "$(jget CanChangeStatus)" = false ] \

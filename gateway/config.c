@@ -158,6 +158,10 @@ static const struct cmn_cfg_key gw_keys[] = {
     /* per-operation, per-type policy (tps-protocol §6.3) */
     B("op.*.allowUnknownToken", 1, "accept tokens the DB does not know (Dogtag)"),
     B("op.*.*.auth.enable", 1, "authenticate the user (Dogtag)"),
+    B("op.*.*.officerOnly", 0,
+      "only for a security officer: HTTPS, client certificate of a tps.officerGroup member (ours)"),
+    S("tps.officerGroup", "TPS Officers",
+      "cn of the officers group under ou=Groups, for op.*.*.officerOnly (ours)"),
     S("op.*.*.auth.id", "ldap1", "authenticator id (Dogtag)"),
     B("op.*.*.loginRequest.enable", 1, "accepted for compatibility (C++ Dogtag)"),
     S("op.*.*.tks.conn", "tks1", "TKS connector of the type (Dogtag)"),

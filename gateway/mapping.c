@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "gateway/config.h"
+#include "gateway/officer.h"
 #include "common/log.h"
 
 static const char *
@@ -122,5 +123,5 @@ found:
                                 "token type %s is disabled (%s)", s->tok.type, key);
     CMN_LOG(CMN_LOG_INFO, "token.type", s->sid, "cuid=%s op=%s type=%s", s->tok.cuid_hex, op,
             s->tok.type);
-    return TPS_OK;
+    return tps_officer_check(s, op); /* officer-only types (gateway/officer.h) */
 }

@@ -37,6 +37,7 @@
 #include "gateway/config.h"
 #include "gateway/hooks.h"
 #include "gateway/lb.h"
+#include "gateway/officer.h"
 #include "gateway/tks.h"
 
 struct job {
@@ -518,6 +519,13 @@ worker_main(void *arg)
         fo_req_free(env.fo);
         return NULL;
     }
+    if (tps_officer_worker_open(srv->admin, srv->cfg, &env.officer, err, sizeof(err)) != TPS_OK) {
+        CMN_LOG(CMN_LOG_ERROR, "server.worker", NULL, "err=\"officer: %s\"", err);
+        tps_admin_worker_close(aw);
+        tps_hooks_worker_close(srv->hooks, &env);
+        fo_req_free(env.fo);
+        return NULL;
+    }
     for (;;) {
         pthread_mutex_lock(&srv->lock);
         while (srv->qlen == 0 && !srv->stopping)
@@ -532,6 +540,7 @@ worker_main(void *arg)
         pthread_mutex_unlock(&srv->lock);
         serve_job(srv, &env, aw, &j);
     }
+    tps_officer_worker_close(env.officer);
     tps_admin_worker_close(aw);
     tps_hooks_worker_close(srv->hooks, &env);
     fo_req_free(env.fo);
@@ -782,6 +791,7 @@ conn_serve(const struct tps_env *env, struct cmn_http_conn *c, const char *clien
             goto out;
         }
         tps_session_init(&s, env, c, client_ip);
+        s.ssl = adm != NULL ? adm->ssl : NULL; /* the officer check (gateway/officer.h) */
         rc = tps_session_run(&s);
         *op = s.op;
         tps_session_cleanup(&s);

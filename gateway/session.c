@@ -455,9 +455,11 @@ tps_session_run(struct tps_session *s)
 
     result = rc == TPS_OK ? CMN_TPS_RESULT_SUCCESS : CMN_TPS_RESULT_FAILURE;
     if (cmn_audit("op.end", s->sid,
-                  "op=%s cuid=%s user=%s type=%s ip=%s result=%s status=%d why=\"%s\"",
+                  "op=%s cuid=%s user=%s officer=%s type=%s ip=%s result=%s status=%d "
+                  "why=\"%s\"",
                   cmn_tps_op_name(s->op), s->tok.have_cuid ? s->tok.cuid_hex : "-",
-                  s->user[0] ? s->user : "-", s->tok.type[0] ? s->tok.type : "-", s->client_ip,
+                  s->user[0] ? s->user : "-", s->officer[0] ? s->officer : "-",
+                  s->tok.type[0] ? s->tok.type : "-", s->client_ip,
                   result == 0 ? "success" : "failure", result == 0 ? 0 : s->end_status,
                   s->why) != CMN_OK &&
         result == CMN_TPS_RESULT_SUCCESS) {

@@ -21,6 +21,8 @@ struct tps_tks;
 struct fo_req;
 struct tps_keychange_store;
 struct tps_enroll_env;
+struct tps_officer_worker;
+struct ssl_st;
 
 /* ---- hooks to the token DB and the authenticator (adapters in gateway/hooks.c) ---- */
 
@@ -85,6 +87,8 @@ struct tps_env {
     const struct tps_enroll_env *enroll; /* enroll and PIN reset backends of this worker
                                           * (gateway/enroll.h); NULL: operations 1 and 3
                                           * end with status 8 (protocol-only tests) */
+    struct tps_officer_worker *officer;  /* officer-only token types (gateway/officer.h);
+                                          * NULL: no staff directory, they are refused */
     const uint8_t *test_host_challenge;  /* tests only (spec vectors): fixed 8-byte challenge;
                                           * NULL in the daemon: random from the DRBG */
 };
@@ -133,6 +137,9 @@ struct tps_session {
     bool channel_open;
     struct tps_tks_srvkg srvkg; /* keygen material of the open channel (serverKeygen): secret */
     char user[128];       /* authenticated user */
+    struct ssl_st *ssl;   /* the TLS connection (borrowed), NULL over plain HTTP: the officer
+                           * check reads the verified client certificate from it */
+    char officer[128];    /* uid of the officer acting on the card (gateway/officer.h), "" */
     char last_sw_cmd[24]; /* name of the last command that got a bad SW */
 };
 

@@ -312,24 +312,29 @@ tdb_attr() {
     ldap_q "$LDAP2_URI" -b "cn=$1,ou=Tokens,$ADM_BASE" -s base "$2" | sed -n "s/^$2: //p"
 }
 
-# adm_tpsgw_as_gw2: replaces admin-server gw2 by tpsgw itself (HTTP and HTTPS, client
-# certificates against the staff CA, the admin keys of adm_gw_conf; the TKS is never called),
-# so "gw2" of adm_call and GW2_URL reach tpsgw. Sets TG_HTTP, TG_HTTPS; logs in $W/tg-*.
-adm_tpsgw_as_gw2() {
+# adm_tpsgw_as GW: replaces admin-server GW (gw1 or gw2) by tpsgw itself, with the same
+# instance name, clone order, audit file ($W/GW-audit.log) and URL (GW1_URL / GW2_URL), over
+# HTTP and HTTPS with client certificates against the staff CA (the TKS is never called).
+# Sets TG_HTTP, TG_HTTPS; the daemon's log is $W/GW-daemon.log.
+adm_tpsgw_as() {
+    _g=$1
     TPSGW=$BUILD/bin/tpsgw
     [ -x "$TPSGW" ] || it_fail "$TPSGW is not built"
-    it_stop gw2
+    it_stop "$_g"
     TG_HTTP=$(it_port)
     TG_HTTPS=$(it_port)
     while [ "$TG_HTTPS" = "$TG_HTTP" ]; do TG_HTTPS=$(it_port); done
     (umask 077 && echo 000102030405060708090A0B0C0D0E0F >"$W/shared.hex")
-    adm_gw_conf tg "127.0.0.1:$CA2_PORT 127.0.0.1:$CA1_PORT"
+    if [ "$_g" = gw1 ]; then
+        adm_gw_conf gw1 "127.0.0.1:$CA1_PORT 127.0.0.1:$CA2_PORT"
+    else
+        adm_gw_conf gw2 "127.0.0.1:$CA2_PORT 127.0.0.1:$CA1_PORT"
+    fi
     # tpsgw's tokendb.hostport is a host:port list, not LDAP URIs
     hostport() { echo "$1" | sed -e 's|^ldap://||' -e 's|/$||'; }
-    # it stands in for gw2: same instance name in its answers and the console's footer
-    sed -i -e "s|^tokendb.hostport=.*|tokendb.hostport=$(hostport "$LDAP1_URI") $(hostport "$LDAP2_URI")|" \
-        -e "s|^tps.instanceId=.*|tps.instanceId=gw2|" "$W/tg.cfg"
-    cat >>"$W/tg.cfg" <<EOF
+    sed -i "s|^tokendb.hostport=.*|tokendb.hostport=$(hostport "$LDAP1_URI") $(hostport "$LDAP2_URI")|" \
+        "$W/$_g.cfg"
+    cat >>"$W/$_g.cfg" <<EOF
 service.bindAddress=127.0.0.1
 service.unsecurePort=$TG_HTTP
 service.securePort=$TG_HTTPS
@@ -338,15 +343,20 @@ service.sslKeyFile=$ADM_CERTS/server.key
 service.clientCAFile=$ADM_CERTS/staff-ca.crt
 tps.maxSessions=4
 tps.phoneHome.operation=https://127.0.0.1:$TG_HTTPS/tps/tps
-log.file=$W/tg-daemon.log
+log.file=$W/$_g-daemon.log
 conn.tks1.hostport=127.0.0.1:9
 conn.tks1.SSLOn=false
 conn.tks1.tksSharedSymKey_file=$W/shared.hex
 EOF
-    "$TPSGW" -t -c "$W/tg.cfg" >"$W/tg-check.log" 2>&1 || it_fail "tpsgw -t: $(cat "$W/tg-check.log")"
-    it_start tg "$TPSGW" -c "$W/tg.cfg"
+    "$TPSGW" -t -c "$W/$_g.cfg" >"$W/$_g-check.log" 2>&1 \
+        || it_fail "tpsgw -t: $(cat "$W/$_g-check.log")"
+    it_start "tpsgw-$_g" "$TPSGW" -c "$W/$_g.cfg"
     it_wait_tcp 127.0.0.1 "$TG_HTTPS" 10
-    GW2_URL="https://127.0.0.1:$TG_HTTPS"
-    export GW2_URL
-    it_log "gw2 is now tpsgw: $GW2_URL"
+    if [ "$_g" = gw1 ]; then
+        GW1_URL="https://127.0.0.1:$TG_HTTPS"
+    else
+        GW2_URL="https://127.0.0.1:$TG_HTTPS"
+    fi
+    export GW1_URL GW2_URL
+    it_log "$_g is now tpsgw: https://127.0.0.1:$TG_HTTPS"
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # tests/integration/71-admin-console.sh - the security-officer console (web/console/) in
 # headless Chromium (Debian's chromium, driven by playwright-core from tests/browser/) against
-# an admin-server instance and tpsgw itself on the replicated token DB and two pki-sim CA
+# tpsgw itself and an admin-server instance on the replicated token DB and two pki-sim CA
 # clones: log in with
 # a client certificate, find an enrolled token, mark it lost, see its certificates revoked
 # (checked at the CA too), see it from the other instance as an operator. Screenshots in
@@ -20,8 +20,10 @@ if [ ! -d "$IT_TOP/tests/browser/node_modules/playwright-core" ]; then
 fi
 
 adm_setup
-# the second instance is tpsgw itself: the operator's part of the browser run is served by it
-adm_tpsgw_as_gw2
+# the first instance is tpsgw itself: the agent's part of the browser run (log in with a
+# client certificate, find the token, mark it lost, see its certificates revoked) is served
+# by tpsgw; the operator looks from the other instance (admin-server)
+adm_tpsgw_as gw1
 ARTIFACTS=$IT_TOP/${BUILD_ROOT:-build}/test-artifacts/admin-console
 rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS"

@@ -19,7 +19,7 @@ expect() { # HTTP WHAT
     [ "$ADM_HTTP" = "$1" ] || it_fail "$2: HTTP $ADM_HTTP (want $1): $(cat "$W/out")"
 }
 
-adm_tpsgw_as_gw2
+adm_tpsgw_as gw2
 
 # --- who is calling: the agent's role, served by this tpsgw instance
 adm_call agent gw2 GET /tps/rest/account
@@ -73,8 +73,8 @@ it_ldap_wait_converged 20
 adm_call operator gw1 GET "/tps/rest/tokens/$CUID1"
 [ "$(jget Status.name)" = SUSPENDED ] || it_fail "gw1 view: $(cat "$W/out")"
 grep -q "admin.status_change actor=agent1 role=agent cuid=$CUID1 from=ACTIVE to=SUSPENDED outcome=success" \
-    "$W/tg-audit.log" || it_fail "tpsgw audit: $(cat "$W/tg-audit.log")"
-! grep -qF -e "$GWPW" -e "$AGTOK" -e '-----BEGIN' "$W/tg-audit.log" "$W/tg-daemon.log" \
+    "$W/gw2-audit.log" || it_fail "tpsgw audit: $(cat "$W/gw2-audit.log")"
+! grep -qF -e "$GWPW" -e "$AGTOK" -e '-----BEGIN' "$W/gw2-audit.log" "$W/gw2-daemon.log" \
     || it_fail "a secret in tpsgw's logs"
 sim_check_logs
 it_ok 72-admin-tpsgw

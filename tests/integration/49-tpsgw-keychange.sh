@@ -9,7 +9,7 @@
 # hook of gateway/keychange.h) leaves a pending record, and the next contact recovers.
 . "$(dirname "$0")/lib/lib.sh"
 . "$IT_TOP/tests/sim/simtest.sh"
-trap 'it_cleanup; [ -n "${LDIR:-}" ] && sh "$IT_TOP/tests/unit/gateway/slapd-fixture.sh" stop "$LDIR" >/dev/null 2>&1' EXIT INT TERM
+trap '[ -n "${LDIR:-}" ] && sh "$IT_TOP/tests/unit/gateway/slapd-fixture.sh" stop "$LDIR" >/dev/null 2>&1; it_cleanup' EXIT INT TERM
 it_need slapd ldapsearch ldapadd softhsm2-util curl openssl
 it_workdir >/dev/null
 W=$IT_WORKDIR

@@ -20,6 +20,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/pct.h"
+#include "gateway/backend.h"
 #include "gateway/xmlmini.h"
 
 #define CA_BODY_MAX (64 * 1024)    /* request bodies we build */
@@ -786,13 +787,6 @@ check_status(void *arg, long http, const uint8_t *body, size_t len)
     return st == 0 ? FO_VERDICT_ACCEPT : FO_VERDICT_REJECT;
 }
 
-static void
-fo_log(void *arg, enum fo_log_level level, const char *line)
-{
-    (void)arg;
-    CMN_LOG((enum cmn_log_level)level, "ca.failover", NULL, "detail=\"%s\"", line);
-}
-
 /* ---- connector -------------------------------------------------------------------------- */
 
 static bool
@@ -855,18 +849,8 @@ tps_ca_new(const struct cmn_cfg *cfg, const char *id, struct tps_ca **out, char 
     ca->enroll_ms = (unsigned)cmn_cfg_uint(cfg, K("timeout")) * 1000u;
     ca->call_ms = (unsigned)cmn_cfg_uint(cfg, K("callTimeout")) * 1000u;
     ca->reconcile_delay_ms = (unsigned)cmn_cfg_uint(cfg, K("reconcileDelay"));
-    fo_opts_init(&o);
+    tps_backend_fo_opts(cfg, id, "ca.failover", ca->call_ms, CA_ANSWER_MAX, &o);
     o.name = ca->id;
-    o.tls = cmn_cfg_bool(cfg, K("SSLOn"));
-    o.deadline_ms = ca->call_ms;
-    o.connect_timeout_ms = (unsigned)cmn_cfg_uint(cfg, K("connectTimeout"));
-    o.max_attempts = (unsigned)cmn_cfg_uint(cfg, K("retryConnect"));
-    o.cert_file = cmn_cfg_str(cfg, K("clientCertFile"));
-    o.key_file = cmn_cfg_str(cfg, K("clientKeyFile"));
-    o.ca_file = cmn_cfg_str(cfg, K("caBundle"));
-    o.body_max = CA_ANSWER_MAX;
-    o.log = fo_log;
-    o.log_level = cmn_log_enabled(CMN_LOG_DEBUG) ? FO_LOG_DEBUG : FO_LOG_NOTICE;
     if (fo_list_new(hp, &o, &ca->all, fe, sizeof(fe)) != FO_OK) {
         snprintf(err, errlen, "%s: key 'conn.%s.hostport': %s",
                  cmn_cfg_where(cfg, K("hostport"), where, sizeof(where)), id, fe);

@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/pct.h"
+#include "gateway/backend.h"
 #include "gateway/ca.h"
 
 #define KRA_BODY_MAX (64 * 1024)
@@ -293,13 +294,6 @@ check_answer(void *arg, long http, const uint8_t *body, size_t len)
     return v;
 }
 
-static void
-fo_log(void *arg, enum fo_log_level level, const char *line)
-{
-    (void)arg;
-    CMN_LOG((enum cmn_log_level)level, "kra.failover", NULL, "detail=\"%s\"", line);
-}
-
 static bool
 copy_path(char *dst, const char *v)
 {
@@ -343,18 +337,8 @@ tps_kra_new(const struct cmn_cfg *cfg, const char *id, struct tps_kra **out, cha
     }
     k->keygen_ms = (unsigned)cmn_cfg_uint(cfg, K("timeout")) * 1000u;
     k->call_ms = (unsigned)cmn_cfg_uint(cfg, K("callTimeout")) * 1000u;
-    fo_opts_init(&o);
+    tps_backend_fo_opts(cfg, id, "kra.failover", k->call_ms, KRA_ANSWER_MAX, &o);
     o.name = k->id;
-    o.tls = cmn_cfg_bool(cfg, K("SSLOn"));
-    o.deadline_ms = k->call_ms;
-    o.connect_timeout_ms = (unsigned)cmn_cfg_uint(cfg, K("connectTimeout"));
-    o.max_attempts = (unsigned)cmn_cfg_uint(cfg, K("retryConnect"));
-    o.cert_file = cmn_cfg_str(cfg, K("clientCertFile"));
-    o.key_file = cmn_cfg_str(cfg, K("clientKeyFile"));
-    o.ca_file = cmn_cfg_str(cfg, K("caBundle"));
-    o.body_max = KRA_ANSWER_MAX;
-    o.log = fo_log;
-    o.log_level = cmn_log_enabled(CMN_LOG_DEBUG) ? FO_LOG_DEBUG : FO_LOG_NOTICE;
     if (fo_list_new(hp, &o, &k->all, fe, sizeof(fe)) != FO_OK) {
         snprintf(err, errlen, "%s: key 'conn.%s.hostport': %s",
                  cmn_cfg_where(cfg, K("hostport"), where, sizeof(where)), id, fe);

@@ -1883,21 +1883,31 @@ tps_tokendb_token_update(struct tps_tokendb *db, struct tps_token *tok,
     return rc;
 }
 
+/* Deletes the entry dn; a missing entry is TPS_TDB_OK when missing_ok. */
+static enum tps_tdb_rc
+delete_entry(struct tps_tokendb *db, const char *dn, bool missing_ok)
+{
+    struct delete_op d = {.dn = dn};
+    enum tps_tdb_rc rc;
+    int lrc;
+
+    rc = tps_ldap_conn_run(db->conn, delete_fn, &d, true, &lrc);
+    if (rc != TPS_TDB_OK && missing_ok && lrc == LDAP_NO_SUCH_OBJECT)
+        return TPS_TDB_OK;
+    return map_result(db, rc, lrc, "delete", dn);
+}
+
 enum tps_tdb_rc
 tps_tokendb_token_delete(struct tps_tokendb *db, const char *cuid)
 {
     char dn[1024];
-    struct delete_op d;
     enum tps_tdb_rc rc;
-    int lrc;
 
     tps_ldap_conn_clearerr(db->conn);
     rc = token_dn(db, cuid, dn, sizeof(dn));
     if (rc != TPS_TDB_OK)
         return rc;
-    d.dn = dn;
-    rc = tps_ldap_conn_run(db->conn, delete_fn, &d, true, &lrc);
-    return map_result(db, rc, lrc, "delete", dn);
+    return delete_entry(db, dn, false);
 }
 
 /* Collects the entries of a search result into an array of tokens. */
@@ -2934,22 +2944,14 @@ enum tps_tdb_rc
 tps_tokendb_cert_delete(struct tps_tokendb *db, const char *cn)
 {
     char dn[1200];
-    struct delete_op op;
-    enum tps_tdb_rc rc;
-    int lrc;
 
     tps_ldap_conn_clearerr(db->conn);
     if (!is_safe_cn(cn))
         return TPS_TDB_EINVAL;
     if (snprintf(dn, sizeof(dn), "cn=%s,%s", cn, db->cfg->cert_base_dn) >= (int)sizeof(dn))
         return TPS_TDB_ETOOBIG;
-    memset(&op, 0, sizeof(op));
-    op.dn = dn;
-    rc = tps_ldap_conn_run(db->conn, delete_fn, &op, true, &lrc);
     /* already gone (a retry after a lost answer) is what the caller wanted */
-    if (rc != TPS_TDB_OK && lrc == LDAP_NO_SUCH_OBJECT)
-        return TPS_TDB_OK;
-    return map_result(db, rc, lrc, "delete certificate entry", dn);
+    return delete_entry(db, dn, true);
 }
 
 enum tps_tdb_rc

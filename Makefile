@@ -158,8 +158,9 @@ fuzz-build:
 	@$(MAKE) --no-print-directory VARIANT=fuzz $(FUZZ_TARGETS:%=$(BUILD_ROOT)/fuzz/fuzz/fuzz_%)
 
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 fuzz: deps fuzz-build
-	@sh tests/fuzz/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	@FUZZ_JOBS=$(FUZZ_JOBS) BUILD_ROOT=$(BUILD_ROOT) bash tests/fuzz/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: deps
 	@$(MAKE) --no-print-directory VARIANT=release build

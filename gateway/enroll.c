@@ -298,8 +298,15 @@ take_cert(struct tps_session *s, const struct tps_enroll_env *ee, struct slot *s
     sl->issued = true;
     sl->recorded = record_cert(s, ee, sl, s->tok.cuid_hex);
     CMN_LOG(CMN_LOG_INFO, "enroll.cert", s->sid, "cuid=%s keyType=%s serial=%s clone=\"%s\" "
-            "reconciled=%d", s->tok.cuid_hex, sl->k->key_type, sl->serial, res->clone,
-            res->reconciled);
+            "reconciled=%d recorded=%d", s->tok.cuid_hex, sl->k->key_type, sl->serial,
+            res->clone, res->reconciled, sl->recorded);
+    /* A certificate the token DB does not hold must not reach the card: the operation fails
+     * here, before z0, and the open intent lets the next enrollment record (and supersede) it. */
+    if (!sl->recorded && ee->tdb != NULL)
+        return tps_session_fail(s, TPS_EDB, CMN_TPS_STATUS_UPDATE_TOKENDB_FAILED,
+                                "token DB: %s certificate %s issued but not recorded (%s); "
+                                "the next enrollment of this token reconciles it",
+                                sl->k->key_type, sl->serial, tps_tokendb_errmsg(ee->tdb));
     return TPS_OK;
 }
 

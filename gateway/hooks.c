@@ -26,7 +26,6 @@ struct auth_inst {
 };
 
 struct tps_hooks {
-    unsigned lease_wait_ms; /* tokendb.leaseWait */
     const struct tps_config *cfg;
     struct tps_tokendb_cfg *tdb_cfg; /* NULL: no token DB configured */
     struct tps_enroll_backends *be;  /* conn.ca<n> / conn.drm<n> connectors (enroll) */
@@ -42,7 +41,6 @@ struct hook_auth {
 
 /* One worker's DB state: its handle, and the record and lease of the current operation. */
 struct hook_db {
-    unsigned lease_wait_ms; /* tokendb.leaseWait */
     const struct tps_tokendb_cfg *cfg;
     struct tps_tokendb *h;
     struct tps_token tok;
@@ -141,15 +139,8 @@ h_lease(void *db, const char *cuid, const char *op, char *err, size_t errlen)
         }
         d->have_tok = true;
     }
+    /* waits up to tokendb.leaseWait for a dead holder's lease to expire */
     r = tps_tokendb_lease_acquire(d->h, &d->tok, 0, &d->lease);
-    /* A lease held by an instance that died mid-operation blocks the client's retry until it
-     * expires: wait for that (tokendb.leaseWait, with a short tokendb.leaseSeconds), so the
-     * retry through the balancer succeeds (docs/ha.md). A live holder keeps its lease. */
-    for (unsigned waited = 0; r == TPS_TDB_EBUSY && waited < d->lease_wait_ms; waited += 250) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 250000000L};
-        (void)nanosleep(&ts, NULL);
-        r = tps_tokendb_lease_acquire(d->h, &d->tok, 0, &d->lease); /* re-reads tok */
-    }
     if (r != TPS_TDB_OK) {
         snprintf(err, errlen, "%s", tps_tokendb_errmsg(d->h));
         return db_rc(r);
@@ -374,7 +365,7 @@ tps_hooks_new(const struct tps_config *cfg, struct tps_hooks **out, char *err, s
         if (cmn_cfg_isset(cc, "tokendb.defaultPolicy"))
             tc.default_policy = cmn_cfg_str(cc, "tokendb.defaultPolicy");
         tc.lease_seconds = (unsigned)cmn_cfg_uint(cc, "tokendb.leaseSeconds");
-        h->lease_wait_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.leaseWait");
+        tc.lease_wait_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.leaseWait");
         tc.keep_on_unformat[0] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearUserID");
         tc.keep_on_unformat[1] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearType");
         tc.keep_on_unformat[2] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearAppletID");
@@ -432,7 +423,6 @@ tps_hooks_worker_open(const struct tps_hooks *h, struct tps_env *env)
         if (d == NULL)
             return TPS_ENOMEM;
         d->cfg = h->tdb_cfg;
-        d->lease_wait_ms = h->lease_wait_ms;
         if (tps_tokendb_open(h->tdb_cfg, &d->h) != TPS_TDB_OK) {
             free(d);
             return TPS_ENOMEM;

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -784,9 +785,11 @@ tps_ldap_conn_run(struct tps_ldap_conn *c, tps_ldap_op_fn *fn, void *arg, bool r
     transport:
         *ldap_rc = lrc;
         conn_drop(c);
-        /* A server that accepts TCP but does not answer keeps winning a new handle's
-         * connect; rotate so the next handle starts at the next URI (§2.4). */
-        if ((lrc == LDAP_TIMEOUT || lrc == LDAP_UNAVAILABLE) && t->nuris > 1) {
+        /* The next attempt starts at the next URI (§2.4): a server that accepts TCP but does
+         * not answer keeps winning a new handle's connect, and one that dropped an operation
+         * may still accept connections for a moment while it dies (SIGKILL: the listener
+         * lives until the process is reaped), so the retry would reach it again. */
+        if (t->nuris > 1) {
             if (c->first == 0)
                 c->rotated_at_ms = now_ms();
             c->first = (c->first + 1) % t->nuris;
@@ -807,6 +810,7 @@ struct tps_tokendb_cfg {
     char *default_policy;
     struct tps_token_policy dflt_policy;
     unsigned lease_seconds;
+    unsigned lease_wait_ms;
     bool keep_on_unformat[5];
     char *leases_dn;
 };
@@ -930,6 +934,7 @@ tps_tokendb_cfg_new(const struct tps_tokendb_conf *c, struct tps_tokendb_cfg **o
         goto fail;
     }
     cfg->lease_seconds = c->lease_seconds ? c->lease_seconds : 600;
+    cfg->lease_wait_ms = c->lease_wait_ms;
     if (c->leases_dn != NULL && c->leases_dn[0] != '\0') {
         LDAPDN dn = NULL;
         if (ldap_str2dn(c->leases_dn, &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS) {
@@ -1750,6 +1755,29 @@ lease_still_ours(struct tps_tokendb *db, const struct tps_token *tok,
     return ours;
 }
 
+/* A leased modify whose answer was lost with its connection and whose second send (to the
+ * next provider, once replication had brought the first) failed its assertion: was the first
+ * send applied? Yes when the record still carries our lease, its counter is exactly one past
+ * what we asserted, and its dateOfModify is the one we wrote. Only we write under our lease,
+ * so that is our change. */
+static bool
+first_send_landed(struct tps_tokendb *db, const struct tps_token *tok,
+                  const struct tps_token_lease *lease, const char *date)
+{
+    struct tps_token fresh;
+    char prefix[200];
+    bool landed = false;
+
+    memset(&fresh, 0, sizeof(fresh));
+    snprintf(prefix, sizeof(prefix), "opOwner=%s&opEpoch=%llu&", lease->owner, lease->epoch);
+    if (tps_tokendb_token_get(db, tok->cuid, &fresh) == TPS_TDB_OK && fresh.lease_value != NULL)
+        landed = strncmp(fresh.lease_value, prefix, strlen(prefix)) == 0 &&
+                 fresh.modified == tok->modified + 1 && fresh.date_modify != NULL &&
+                 strcmp(fresh.date_modify, date) == 0;
+    tps_token_cleanup(&fresh);
+    return landed;
+}
+
 /* Runs an asserted modify of tok's record: appends dateOfModify and the counter increment,
  * asserts the counter (and the lease). Maps 122 to ECONFLICT or ELEASE. */
 static enum tps_tdb_rc
@@ -1775,6 +1803,11 @@ record_modify(struct tps_tokendb *db, struct tps_token *tok, struct mods *ms,
     op.assertion = assertion;
     rc = tps_ldap_conn_run(db->conn, modify_fn, &op, true, &lrc);
     rc = map_result(db, rc, lrc, what, tok->dn);
+    if (rc == TPS_TDB_ECONFLICT && op.calls > 1 && lease != NULL &&
+        first_send_landed(db, tok, lease, now)) {
+        tps_ldap_conn_clearerr(db->conn);
+        rc = TPS_TDB_OK;
+    }
     if (rc == TPS_TDB_ECONFLICT && lease != NULL && !lease_still_ours(db, tok, lease)) {
         tps_ldap_conn_seterr(db->conn, "lease %s is no longer held", lease->owner);
         rc = TPS_TDB_ELEASE;
@@ -2193,9 +2226,30 @@ make_lease(const struct tps_tokendb *db, unsigned long long epoch, unsigned seco
     return n > 0 && (size_t)n < sizeof(l->value) ? TPS_TDB_OK : TPS_TDB_ETOOBIG;
 }
 
+static enum tps_tdb_rc lease_acquire_once(struct tps_tokendb *db, struct tps_token *tok,
+                                          unsigned seconds, struct tps_token_lease *lease);
+
+/* A lease held by an instance that died mid-operation blocks the client's retry until it
+ * expires: wait for that (tokendb.leaseWait, with a short tokendb.leaseSeconds), so the
+ * retry through the balancer succeeds (docs/ha.md). A live holder keeps its lease. */
 enum tps_tdb_rc
 tps_tokendb_lease_acquire(struct tps_tokendb *db, struct tps_token *tok, unsigned seconds,
                           struct tps_token_lease *lease)
+{
+    enum tps_tdb_rc rc = lease_acquire_once(db, tok, seconds, lease);
+
+    for (unsigned waited = 0; rc == TPS_TDB_EBUSY && waited < db->cfg->lease_wait_ms;
+         waited += 250) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 250000000L};
+        (void)nanosleep(&ts, NULL);
+        rc = lease_acquire_once(db, tok, seconds, lease); /* re-reads tok */
+    }
+    return rc;
+}
+
+static enum tps_tdb_rc
+lease_acquire_once(struct tps_tokendb *db, struct tps_token *tok, unsigned seconds,
+                   struct tps_token_lease *lease)
 {
     enum tps_tdb_rc rc = TPS_TDB_ECONFLICT;
     char cuid[TPS_CUID_MAX + 1];
@@ -2294,7 +2348,10 @@ tps_tokendb_lease_renew(struct tps_tokendb *db, struct tps_token *tok, unsigned 
         return rc;
     if (tps_ldap_filter_escape(lease->value, esc, sizeof(esc)) != TPS_TDB_OK)
         return TPS_TDB_ETOOBIG;
-    snprintf(assertion, sizeof(assertion), "(extensions=%s)", esc);
+    /* the counter too: a renewal must not overwrite a change it has not seen (one applied by
+     * a provider that died before replicating it: entry-level last writer wins) */
+    snprintf(assertion, sizeof(assertion), "(&(modified=%lld)(extensions=%s))", tok->modified,
+             esc);
     mods_init(&ms);
     mods_str(&ms, LDAP_MOD_DELETE, "extensions", lease->value);
     mods_str(&ms, LDAP_MOD_ADD, "extensions", l.value);
@@ -2323,6 +2380,7 @@ enum tps_tdb_rc
 tps_tokendb_lease_release(struct tps_tokendb *db, struct tps_token *tok,
                           const struct tps_token_lease *lease)
 {
+    char assertion[600], esc[400];
     struct mods ms;
     struct modify_op op;
     enum tps_tdb_rc rc;
@@ -2331,6 +2389,13 @@ tps_tokendb_lease_release(struct tps_tokendb *db, struct tps_token *tok,
     tps_ldap_conn_clearerr(db->conn);
     if (tok->dn == NULL)
         return TPS_TDB_EINVAL;
+    if (tps_ldap_filter_escape(lease->value, esc, sizeof(esc)) != TPS_TDB_OK)
+        return TPS_TDB_ETOOBIG;
+    /* Asserted on the counter we last wrote: on a provider that has not seen our last change
+     * (the one that took it died before replicating it) the release must fail, or its newer
+     * entry would win over that change when the pair reconverges. The lease then expires. */
+    snprintf(assertion, sizeof(assertion), "(&(modified=%lld)(extensions=%s))", tok->modified,
+             esc);
     mods_init(&ms);
     mods_str(&ms, LDAP_MOD_DELETE, "extensions", lease->value);
     if (ms.oom) {
@@ -2340,14 +2405,16 @@ tps_tokendb_lease_release(struct tps_tokendb *db, struct tps_token *tok,
     memset(&op, 0, sizeof(op));
     op.dn = tok->dn;
     op.mods = ms.ptrs;
-    /* Deleting a value that is gone fails with 16: the lease was taken over. Retrying after
-     * a lost answer may also see 16 although our first attempt removed it; both mean the
-     * lease is not ours any more, which is what the caller needs to know. */
+    op.assertion = assertion;
+    /* A lease taken over, or a record changed behind us, fails the assertion (122). Retrying
+     * after a lost answer may see the same although our first attempt removed it; all mean
+     * the lease is not ours to release any more, which is what the caller needs to know. */
     rc = tps_ldap_conn_run(db->conn, modify_fn, &op, true, &lrc);
     rc = map_result(db, rc, lrc, "release lease of", tok->dn);
     mods_cleanup(&ms);
     if (rc == TPS_TDB_ECONFLICT) {
-        tps_ldap_conn_seterr(db->conn, "lease %s was not held any more", lease->owner);
+        tps_ldap_conn_seterr(db->conn, "lease %s was not held any more, or the record "
+                             "changed since our last write (it expires on its own)", lease->owner);
         rc = TPS_TDB_ELEASE;
     }
     if ((rc == TPS_TDB_OK || rc == TPS_TDB_ELEASE) && tok->lease_value != NULL &&

@@ -144,6 +144,8 @@ struct tps_tokendb_conf {
     const char *op_allowed_transitions; /* tps.operations.allowedTransitions; NULL/"": default */
     const char *default_policy;         /* tokendb.defaultPolicy; NULL/"": Java default */
     unsigned lease_seconds;             /* tokendb.leaseSeconds: operation lease length (0: 600) */
+    unsigned lease_wait_ms;             /* tokendb.leaseWait: how long a lease acquisition
+                                         * waits for another holder's lease to expire (0) */
     const char *leases_dn;    /* singleton-job leases; NULL: ou=Leases,<parent of baseDN> */
     bool keep_on_unformat[5]; /* tokenservice.status.unformatted.clear{UserID,Type,
                                * AppletID,KeyInfo,Policy}=false sets [0..4] to true */
@@ -330,11 +332,15 @@ struct tps_token_lease {
  * (errmsg names the holder and expiry). */
 enum tps_tdb_rc tps_tokendb_lease_acquire(struct tps_tokendb *db, struct tps_token *tok,
                                           unsigned seconds, struct tps_token_lease *lease);
-/* Extends our lease to now + seconds (0: default). [in,out] tok, lease.
- * TPS_TDB_ELEASE if it is no longer ours. */
+/* Extends our lease to now + seconds (0: default), asserted on the lease value and on
+ * tok->modified (the record as we last wrote it). [in,out] tok, lease.
+ * TPS_TDB_ELEASE if it is no longer ours or the record changed behind us. */
 enum tps_tdb_rc tps_tokendb_lease_renew(struct tps_tokendb *db, struct tps_token *tok,
                                         unsigned seconds, struct tps_token_lease *lease);
-/* Removes our lease value. TPS_TDB_ELEASE if it was already gone (taken over). */
+/* Removes our lease value, asserted on it and on tok->modified: a provider that has not seen
+ * our last change refuses, so the release never overwrites that change when the replicas
+ * reconverge (entry-level last writer wins). TPS_TDB_ELEASE if the lease was already gone
+ * (taken over) or the record changed behind us; the lease then expires on its own. */
 enum tps_tdb_rc tps_tokendb_lease_release(struct tps_tokendb *db, struct tps_token *tok,
                                           const struct tps_token_lease *lease);
 

@@ -81,7 +81,7 @@ topo_cmd() {
     tks[12]) echo "$TOPO_BIN/pki-sim --role tks --config $DIR/$1.cfg" ;;
     ldap[12])
         eval "_p=\$LDAP${1#ldap}_PORT"
-        echo "slapd -d 0 -F $LDAP_PAIR_DIR/node${1#ldap}/slapd.d -h ldap://127.0.0.1:$_p/"
+        echo "slapd -d ${TOPO_SLAPD_DEBUG:-0} -F $LDAP_PAIR_DIR/node${1#ldap}/slapd.d -h ldap://127.0.0.1:$_p/"
         ;;
     haproxy) echo "haproxy -db -f $DIR/haproxy.cfg" ;;
     *) echo "topology: cannot restart '$1'" >&2; return 1 ;;

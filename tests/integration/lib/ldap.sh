@@ -132,7 +132,7 @@ ldap_suffix_entry() {
 # it_ldap_node_start N: starts node N from its existing config and waits until it answers.
 it_ldap_node_start() {
     eval "_p=\$LDAP$1_PORT"
-    it_start "ldap$1" "$LDAP_SLAPD" -d 0 -F "$LDAP_PAIR_DIR/node$1/slapd.d" \
+    it_start "ldap$1" "$LDAP_SLAPD" -d "${TOPO_SLAPD_DEBUG:-0}" -F "$LDAP_PAIR_DIR/node$1/slapd.d" \
         -h "ldap://127.0.0.1:$_p/"
     _i=0
     until ldap_q "ldap://127.0.0.1:$_p/" -s base -b "" 1.1 >/dev/null 2>&1; do

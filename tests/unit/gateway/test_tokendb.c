@@ -7,10 +7,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1133,6 +1137,216 @@ test_tokendb_stopped_provider_fails_over(void **state)
     tps_tokendb_close(db);
 }
 
+/* ---- a provider that dies after applying a write, before answering ---- */
+
+/* Forwards one LDAP connection to provider 1; once `drop` is set, the next request is
+ * forwarded, given time to apply and replicate, and then both sockets and the listener are
+ * closed without the answer: what a SIGKILL between commit and reply looks like. */
+struct dropper {
+    int lfd, port;
+    atomic_bool drop;
+    pthread_t th;
+};
+
+static int
+dial(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void *
+dropper_run(void *arg)
+{
+    struct dropper *d = arg;
+    char buf[16384];
+
+    for (;;) {
+        int c = accept(d->lfd, NULL, NULL), u;
+        struct pollfd p[2];
+        bool dead = false;
+
+        if (c < 0)
+            return NULL;
+        u = dial(fx.port1);
+        p[0] = (struct pollfd){.fd = c, .events = POLLIN};
+        p[1] = (struct pollfd){.fd = u, .events = POLLIN};
+        while (u >= 0 && !dead && poll(p, 2, -1) > 0) {
+            for (int i = 0; i < 2 && !dead; i++) {
+                ssize_t n;
+                if (!(p[i].revents & (POLLIN | POLLHUP)))
+                    continue;
+                n = read(p[i].fd, buf, sizeof(buf));
+                if (n <= 0 || write(p[1 - i].fd, buf, (size_t)n) != n) {
+                    dead = true;
+                } else if (i == 0 && atomic_load(&d->drop)) {
+                    sleep(1); /* applied on provider 1 and replicated to provider 2 */
+                    close(d->lfd); /* the provider is gone: new connections are refused */
+                    close(c);
+                    close(u);
+                    return NULL;
+                }
+            }
+        }
+        close(c);
+        if (u >= 0)
+            close(u);
+    }
+}
+
+static void
+dropper_start(struct dropper *d)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t al = sizeof(a);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    d->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(d->lfd >= 0);
+    assert_int_equal(bind(d->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(d->lfd, 4), 0);
+    assert_int_equal(getsockname(d->lfd, (struct sockaddr *)&a, &al), 0);
+    d->port = ntohs(a.sin_port);
+    atomic_init(&d->drop, false);
+    assert_int_equal(pthread_create(&d->th, NULL, dropper_run, d), 0);
+}
+
+static void
+test_tokendb_lost_answer_of_applied_write(void **state)
+{
+    struct dropper d;
+    struct tps_tokendb_cfg *cfg;
+    struct tps_tokendb *db;
+    struct tps_token t, r;
+    struct tps_token_lease l;
+    struct tps_token_mod m;
+    char list[300], cuid[21];
+
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    memset(&r, 0, sizeof(r));
+    dropper_start(&d);
+    snprintf(list, sizeof(list), "ldap://127.0.0.1:%d %s", d.port, fx.uri2);
+    cfg = make_cfg(list, "gw5", 0);
+    assert_non_null(cfg);
+    db = open_db(cfg);
+    new_cuid(cuid);
+    create_token(db, cuid, "alice", TPS_TOKEN_FORMATTED, &t);
+    assert_int_equal(server_port(db), d.port);
+    assert_int_equal(tps_tokendb_lease_acquire(db, &t, 60, &l), TPS_TDB_OK);
+    /* provider 1 applies the update and dies before answering; the second send reaches
+     * provider 2, which already has the change: its assertion fails, yet the write is ours */
+    atomic_store(&d.drop, true);
+    memset(&m, 0, sizeof(m));
+    m.set_status = true;
+    m.status = TPS_TOKEN_ACTIVE;
+    m.actor = TPS_TDB_OPERATION;
+    assert_int_equal(tps_tokendb_token_update(db, &t, &m, &l), TPS_TDB_OK);
+    assert_int_equal(server_port(db), fx.port2);
+    assert_int_equal(tps_tokendb_token_get(db, cuid, &r), TPS_TDB_OK);
+    assert_int_equal(r.status, TPS_TOKEN_ACTIVE);
+    assert_int_equal(r.modified, t.modified);
+    /* and the handle goes on under its lease */
+    assert_int_equal(tps_tokendb_lease_release(db, &t, &l), TPS_TDB_OK);
+    pthread_join(d.th, NULL);
+    tps_token_cleanup(&t);
+    tps_token_cleanup(&r);
+    tps_tokendb_close(db);
+    tps_tokendb_cfg_free(cfg);
+}
+
+/* tokendb.leaseWait: a lease that expires while we wait is taken; a live one is not. */
+static void
+test_tokendb_lease_wait(void **state)
+{
+    struct tps_tokendb_conf c;
+    struct tps_tokendb_cfg *wcfg = NULL;
+    struct tps_tokendb *a = open_db(cfg1), *b;
+    struct tps_token ta, tb;
+    struct tps_token_lease la, lb;
+    char cuid[21], err[512], list[300];
+    long long t0, dt;
+
+    (void)state;
+    memset(&ta, 0, sizeof(ta));
+    memset(&tb, 0, sizeof(tb));
+    snprintf(list, sizeof(list), "%s %s", fx.uri1, fx.uri2);
+    base_conf(&c, list, "gw6");
+    c.lease_wait_ms = 3000;
+    assert_int_equal(tps_tokendb_cfg_new(&c, &wcfg, err, sizeof(err)), TPS_TDB_OK);
+    b = open_db(wcfg);
+    new_cuid(cuid);
+    create_token(a, cuid, "alice", TPS_TOKEN_ACTIVE, &ta);
+    assert_int_equal(tps_tokendb_lease_acquire(a, &ta, 1, &la), TPS_TDB_OK);
+    assert_int_equal(tps_tokendb_token_get(b, cuid, &tb), TPS_TDB_OK);
+    t0 = tdb_fx_ms();
+    assert_int_equal(tps_tokendb_lease_acquire(b, &tb, 60, &lb), TPS_TDB_OK);
+    dt = tdb_fx_ms() - t0;
+    assert_true(dt >= 200);  /* it waited ... */
+    assert_true(dt < 3000); /* ... for the 1 s lease, not for the whole leaseWait */
+    assert_true(lb.epoch > la.epoch);
+    /* a lease longer than the wait: refused after leaseWait, naming the holder */
+    t0 = tdb_fx_ms();
+    assert_int_equal(tps_tokendb_lease_acquire(a, &ta, 60, &la), TPS_TDB_EBUSY);
+    assert_non_null(strstr(tps_tokendb_errmsg(a), lb.owner));
+    assert_true(tdb_fx_ms() - t0 < 1000); /* cfg1 has no leaseWait */
+    assert_int_equal(tps_tokendb_lease_release(b, &tb, &lb), TPS_TDB_OK);
+    tps_token_cleanup(&ta);
+    tps_token_cleanup(&tb);
+    tps_tokendb_close(a);
+    tps_tokendb_close(b);
+    tps_tokendb_cfg_free(wcfg);
+}
+
+/* Release and renewal are asserted on the counter we last wrote: where the record does not
+ * hold our last change (a provider that never received it), they must not write, or their
+ * newer entry would replace that change when the replicas reconverge. */
+static void
+test_tokendb_lease_release_asserts_counter(void **state)
+{
+    struct tps_tokendb *db = open_db(cfg1);
+    struct tps_token t, r;
+    struct tps_token_lease l;
+    struct tps_token_mod m;
+    char cuid[21];
+
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    memset(&r, 0, sizeof(r));
+    new_cuid(cuid);
+    create_token(db, cuid, "alice", TPS_TOKEN_FORMATTED, &t);
+    assert_int_equal(tps_tokendb_lease_acquire(db, &t, 60, &l), TPS_TDB_OK);
+    memset(&m, 0, sizeof(m));
+    m.set_status = true;
+    m.status = TPS_TOKEN_ACTIVE;
+    m.actor = TPS_TDB_OPERATION;
+    assert_int_equal(tps_tokendb_token_update(db, &t, &m, &l), TPS_TDB_OK);
+    /* what a provider without the ACTIVE write holds: the counter before it */
+    t.modified--;
+    assert_int_equal(tps_tokendb_lease_renew(db, &t, 60, &l), TPS_TDB_ELEASE);
+    assert_int_equal(tps_tokendb_lease_release(db, &t, &l), TPS_TDB_ELEASE);
+    assert_non_null(strstr(tps_tokendb_errmsg(db), "changed since our last write"));
+    assert_int_equal(tps_tokendb_token_get(db, cuid, &r), TPS_TDB_OK);
+    assert_non_null(r.lease_value); /* left to expire */
+    assert_int_equal(r.status, TPS_TOKEN_ACTIVE);
+    /* with the counter we really wrote, both work */
+    t.modified++;
+    assert_int_equal(tps_tokendb_lease_renew(db, &t, 60, &l), TPS_TDB_OK);
+    assert_int_equal(tps_tokendb_lease_release(db, &t, &l), TPS_TDB_OK);
+    assert_int_equal(tps_tokendb_token_get(db, cuid, &r), TPS_TDB_OK);
+    assert_null(r.lease_value);
+    tps_token_cleanup(&t);
+    tps_token_cleanup(&r);
+    tps_tokendb_close(db);
+}
+
 int
 main(void)
 {
@@ -1144,6 +1358,7 @@ main(void)
         cmocka_unit_test(test_tokendb_asserted_conflict_detected),
         cmocka_unit_test(test_tokendb_lease_race_one_wins),
         cmocka_unit_test(test_tokendb_lease_lifecycle),
+        cmocka_unit_test(test_tokendb_lease_release_asserts_counter),
         cmocka_unit_test(test_tokendb_job_lease),
         cmocka_unit_test(test_tokendb_pending_key_round_trip),
         cmocka_unit_test(test_tokendb_certs_and_activities_unique),
@@ -1151,6 +1366,8 @@ main(void)
         cmocka_unit_test(test_tokendb_acl_anonymous_refused),
         cmocka_unit_test(test_tokendb_unreachable_is_down),
         cmocka_unit_test(test_tokendb_hung_provider_costs_one_timeout),
+        cmocka_unit_test(test_tokendb_lease_wait),
+        cmocka_unit_test(test_tokendb_lost_answer_of_applied_write),
         /* last: stops provider 1 for good */
         cmocka_unit_test(test_tokendb_stopped_provider_fails_over),
     };

@@ -106,6 +106,27 @@ high_fd(int fd)
     return hi;
 }
 
+/* Raises the soft descriptor limit to what maxSessions needs, within the hard limit: each
+ * worker holds a socket pair and its LDAP and back-end connections, each session its client
+ * connection. Below that, sessions fail with EMFILE under load; say so at start, with the fix. */
+static void
+raise_fd_limit(unsigned max_sessions, unsigned queue_size)
+{
+    rlim_t need = (rlim_t)max_sessions * 8 + queue_size + 256;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < need)
+        CMN_LOG(CMN_LOG_WARN, "server.fd_limit", NULL,
+                "have=%llu need=%llu msg=\"tps.maxSessions=%u needs about %llu file "
+                "descriptors; raise the hard limit (LimitNOFILE= in the systemd unit, ulimit -Hn) "
+                "or lower tps.maxSessions\"",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)need, max_sessions,
+                (unsigned long long)need);
+}
+
 static enum tps_rc
 listen_on(const char *addr, unsigned port, int *fd_out, unsigned *bound, char *err, size_t errlen)
 {
@@ -295,6 +316,7 @@ tps_server_new(const struct tps_config *cfg, struct tps_server **out, char *err,
         if (rc != TPS_OK)
             goto fail;
     }
+    raise_fd_limit(srv->st->max_sessions, srv->st->queue_size);
     if (pipe2(srv->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         rc = TPS_EIO;

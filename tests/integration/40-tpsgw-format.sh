@@ -105,8 +105,11 @@ CFG
 if "$TPSGW" -t -c "$W/bad.cfg" >"$W/bad.log" 2>&1; then it_fail "tpsgw -t accepted a bad file"; fi
 grep -q "bad.cfg:[0-9]*: unknown key 'tps.bogus'" "$W/bad.log" || it_fail "tpsgw -t: $(cat "$W/bad.log")"
 grep -q "bad.cfg:[0-9]*: key 'tps.maxSessions'" "$W/bad.log" || it_fail "tpsgw -t: $(cat "$W/bad.log")"
-it_start tpsgw "$TPSGW" -c "$W/tpsgw.cfg"
+# started with a soft descriptor limit too low for its sessions: tpsgw raises it itself
+it_start tpsgw sh -c 'ulimit -Sn 256 && exec "$0" -c "$1"' "$TPSGW" "$W/tpsgw.cfg"
 it_wait_tcp 127.0.0.1 "$HTTP" 10
+soft=$(awk '/^Max open files/ {print $4}' "/proc/$IT_LAST_PID/limits")
+[ "$soft" -gt 256 ] || it_fail "tpsgw kept the soft descriptor limit at $soft (want > 256)"
 [ "$(curl -s --max-time 5 "http://127.0.0.1:$HTTP/health")" = ok ] || it_fail "/health"
 curl -s --max-time 5 "http://127.0.0.1:$HTTP/tps/phoneHome?cuid=x" | grep -q "<Operation>http://127.0.0.1:$HTTP/tps/tps</Operation>" \
     || it_fail "/tps/phoneHome"

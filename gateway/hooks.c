@@ -332,6 +332,37 @@ add_auth(void *arg, const char *child)
     return true;
 }
 
+void
+tps_hooks_tokendb_conf(const struct cmn_cfg *cc, struct tps_tokendb_conf *tc)
+{
+    memset(tc, 0, sizeof(*tc));
+    tc->ldap.hostport = cmn_cfg_str(cc, "tokendb.hostport");
+    tc->ldap.ssl = cmn_cfg_bool(cc, "tokendb.ssl");
+    tc->ldap.starttls = cmn_cfg_bool(cc, "tokendb.startTLS");
+    tc->ldap.ca_file = cmn_cfg_str(cc, "tokendb.caFile");
+    tc->ldap.bind_dn = cmn_cfg_str(cc, "tokendb.bindDN");
+    tc->ldap.bind_pw_file = cmn_cfg_str(cc, "tokendb.bindPassword_file");
+    tc->ldap.network_timeout_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.networkTimeout");
+    tc->ldap.op_timeout_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.opTimeout");
+    tc->base_dn = cmn_cfg_str(cc, "tokendb.baseDN");
+    tc->cert_base_dn = cmn_cfg_str(cc, "tokendb.certBaseDN");
+    tc->activity_base_dn = cmn_cfg_str(cc, "tokendb.activityBaseDN");
+    tc->instance_id = cmn_cfg_str(cc, "tps.instanceId");
+    if (cmn_cfg_isset(cc, "tokendb.allowedTransitions"))
+        tc->allowed_transitions = cmn_cfg_str(cc, "tokendb.allowedTransitions");
+    if (cmn_cfg_isset(cc, "tps.operations.allowedTransitions"))
+        tc->op_allowed_transitions = cmn_cfg_str(cc, "tps.operations.allowedTransitions");
+    if (cmn_cfg_isset(cc, "tokendb.defaultPolicy"))
+        tc->default_policy = cmn_cfg_str(cc, "tokendb.defaultPolicy");
+    tc->lease_seconds = (unsigned)cmn_cfg_uint(cc, "tokendb.leaseSeconds");
+    tc->lease_wait_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.leaseWait");
+    tc->keep_on_unformat[0] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearUserID");
+    tc->keep_on_unformat[1] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearType");
+    tc->keep_on_unformat[2] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearAppletID");
+    tc->keep_on_unformat[3] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearKeyInfo");
+    tc->keep_on_unformat[4] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearPolicy");
+}
+
 enum tps_rc
 tps_hooks_new(const struct tps_config *cfg, struct tps_hooks **out, char *err, size_t errlen)
 {
@@ -345,32 +376,7 @@ tps_hooks_new(const struct tps_config *cfg, struct tps_hooks **out, char *err, s
         return TPS_ENOMEM;
     h->cfg = cfg;
     if (cmn_cfg_isset(cc, "tokendb.hostport")) {
-        memset(&tc, 0, sizeof(tc));
-        tc.ldap.hostport = cmn_cfg_str(cc, "tokendb.hostport");
-        tc.ldap.ssl = cmn_cfg_bool(cc, "tokendb.ssl");
-        tc.ldap.starttls = cmn_cfg_bool(cc, "tokendb.startTLS");
-        tc.ldap.ca_file = cmn_cfg_str(cc, "tokendb.caFile");
-        tc.ldap.bind_dn = cmn_cfg_str(cc, "tokendb.bindDN");
-        tc.ldap.bind_pw_file = cmn_cfg_str(cc, "tokendb.bindPassword_file");
-        tc.ldap.network_timeout_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.networkTimeout");
-        tc.ldap.op_timeout_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.opTimeout");
-        tc.base_dn = cmn_cfg_str(cc, "tokendb.baseDN");
-        tc.cert_base_dn = cmn_cfg_str(cc, "tokendb.certBaseDN");
-        tc.activity_base_dn = cmn_cfg_str(cc, "tokendb.activityBaseDN");
-        tc.instance_id = cmn_cfg_str(cc, "tps.instanceId");
-        if (cmn_cfg_isset(cc, "tokendb.allowedTransitions"))
-            tc.allowed_transitions = cmn_cfg_str(cc, "tokendb.allowedTransitions");
-        if (cmn_cfg_isset(cc, "tps.operations.allowedTransitions"))
-            tc.op_allowed_transitions = cmn_cfg_str(cc, "tps.operations.allowedTransitions");
-        if (cmn_cfg_isset(cc, "tokendb.defaultPolicy"))
-            tc.default_policy = cmn_cfg_str(cc, "tokendb.defaultPolicy");
-        tc.lease_seconds = (unsigned)cmn_cfg_uint(cc, "tokendb.leaseSeconds");
-        tc.lease_wait_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.leaseWait");
-        tc.keep_on_unformat[0] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearUserID");
-        tc.keep_on_unformat[1] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearType");
-        tc.keep_on_unformat[2] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearAppletID");
-        tc.keep_on_unformat[3] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearKeyInfo");
-        tc.keep_on_unformat[4] = !cmn_cfg_bool(cc, "tokenservice.status.unformatted.clearPolicy");
+        tps_hooks_tokendb_conf(cc, &tc);
         r = tps_tokendb_cfg_new(&tc, &h->tdb_cfg, err, errlen);
         if (r != TPS_TDB_OK) {
             free(h);

@@ -19,6 +19,12 @@ enum tps_rc tps_hooks_new(const struct tps_config *cfg, struct tps_hooks **out, 
                           size_t errlen);
 void tps_hooks_free(struct tps_hooks *h);
 
+/* The token DB configuration the tokendb.*, tps.instanceId, tps.operations.* and
+ * tokenservice.status.unformatted.* keys describe (strings borrowed from cc). */
+struct cmn_cfg;
+struct tps_tokendb_conf;
+void tps_hooks_tokendb_conf(const struct cmn_cfg *cc, struct tps_tokendb_conf *tc);
+
 /* Fills env's db/auth members for one worker (handles connect lazily). */
 enum tps_rc tps_hooks_worker_open(const struct tps_hooks *h, struct tps_env *env);
 void tps_hooks_worker_close(const struct tps_hooks *h, struct tps_env *env);

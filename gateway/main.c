@@ -28,7 +28,8 @@ usage(FILE *f)
                "       tpsgw --keys         print the configuration keys\n");
 }
 
-/* Everything -t checks beyond the key table: files, TKS lists, token DB configuration. */
+/* Everything -t checks beyond the key table: files, TKS lists, token DB configuration, the
+ * load-balancer settings and the admin API stack. */
 static int
 check_deep(const struct tps_config *cfg)
 {
@@ -55,6 +56,11 @@ check_deep(const struct tps_config *cfg)
             bad = 1;
         }
         tps_lb_free(lb);
+    }
+    err[0] = '\0';
+    if (tps_server_check_admin(cfg, err, sizeof(err)) != TPS_OK) {
+        fprintf(stderr, "%s: admin API: %s\n", tps_config_path(cfg), err);
+        bad = 1;
     }
     tps_tks_free(tks);
     tps_hooks_free(hooks);

@@ -234,26 +234,7 @@ admin_new(struct tps_server *srv, char *err, size_t errlen)
                 "reason=\"no token DB (tokendb.hostport)\"");
         return TPS_OK;
     }
-    memset(&tc, 0, sizeof(tc));
-    tc.ldap.hostport = cmn_cfg_str(cc, "tokendb.hostport");
-    tc.ldap.ssl = cmn_cfg_bool(cc, "tokendb.ssl");
-    tc.ldap.starttls = cmn_cfg_bool(cc, "tokendb.startTLS");
-    tc.ldap.ca_file = cmn_cfg_str(cc, "tokendb.caFile");
-    tc.ldap.bind_dn = cmn_cfg_str(cc, "tokendb.bindDN");
-    tc.ldap.bind_pw_file = cmn_cfg_str(cc, "tokendb.bindPassword_file");
-    tc.ldap.network_timeout_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.networkTimeout");
-    tc.ldap.op_timeout_ms = (unsigned)cmn_cfg_uint(cc, "tokendb.opTimeout");
-    tc.base_dn = cmn_cfg_str(cc, "tokendb.baseDN");
-    tc.cert_base_dn = cmn_cfg_str(cc, "tokendb.certBaseDN");
-    tc.activity_base_dn = cmn_cfg_str(cc, "tokendb.activityBaseDN");
-    tc.instance_id = cmn_cfg_str(cc, "tps.instanceId");
-    if (cmn_cfg_isset(cc, "tokendb.allowedTransitions"))
-        tc.allowed_transitions = cmn_cfg_str(cc, "tokendb.allowedTransitions");
-    if (cmn_cfg_isset(cc, "tps.operations.allowedTransitions"))
-        tc.op_allowed_transitions = cmn_cfg_str(cc, "tps.operations.allowedTransitions");
-    if (cmn_cfg_isset(cc, "tokendb.defaultPolicy"))
-        tc.default_policy = cmn_cfg_str(cc, "tokendb.defaultPolicy");
-    tc.lease_seconds = (unsigned)cmn_cfg_uint(cc, "tokendb.leaseSeconds");
+    tps_hooks_tokendb_conf(cc, &tc);
     r = tps_tokendb_cfg_new(&tc, &srv->admin_tdb, err, errlen);
     if (r != TPS_TDB_OK)
         return r == TPS_TDB_ENOMEM ? TPS_ENOMEM : TPS_ECONFIG;
@@ -272,6 +253,23 @@ admin_new(struct tps_server *srv, char *err, size_t errlen)
                 "msg=\"the admin API needs service.securePort and service.clientCAFile; "
                 "every call will be refused\"");
     return TPS_OK;
+}
+
+enum tps_rc
+tps_server_check_admin(const struct tps_config *cfg, char *err, size_t errlen)
+{
+    struct tps_server *srv = calloc(1, sizeof(*srv));
+    enum tps_rc rc;
+
+    if (srv == NULL)
+        return TPS_ENOMEM;
+    srv->cfg = cfg;
+    rc = admin_new(srv, err, errlen);
+    tps_admin_stack_free(srv->admin);
+    tps_ca_free(srv->admin_ca);
+    tps_tokendb_cfg_free(srv->admin_tdb);
+    free(srv);
+    return rc;
 }
 
 enum tps_rc

@@ -20,6 +20,9 @@ struct tps_server;
  * ephemeral port, see tps_server_port()). Call from the main thread before any other thread.
  * [out] *out. TPS_ECONFIG / TPS_EIO with a message in err. cfg is borrowed for the server's
  * life. */
+/* Builds and frees the admin API stack of cfg (tps.admin.*, its CA connector, its token DB
+ * configuration), as tpsgw would at start: for `tpsgw -t`. TPS_OK when disabled. */
+enum tps_rc tps_server_check_admin(const struct tps_config *cfg, char *err, size_t errlen);
 enum tps_rc tps_server_new(const struct tps_config *cfg, struct tps_server **out, char *err,
                            size_t errlen);
 /* Starts the acceptor and the workers. */

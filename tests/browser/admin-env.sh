@@ -350,6 +350,14 @@ conn.tks1.tksSharedSymKey_file=$W/shared.hex
 EOF
     "$TPSGW" -t -c "$W/$_g.cfg" >"$W/$_g-check.log" 2>&1 \
         || it_fail "tpsgw -t: $(cat "$W/$_g-check.log")"
+    # -t builds the admin stack too: a bad admin setting is refused before start
+    { grep -v '^tps.admin.certMap=' "$W/$_g.cfg"; echo "tps.admin.certMap=serialNumber"; } \
+        >"$W/$_g-bad.cfg"
+    if "$TPSGW" -t -c "$W/$_g-bad.cfg" >"$W/$_g-bad.log" 2>&1; then
+        it_fail "tpsgw -t accepted tps.admin.certMap=serialNumber"
+    fi
+    grep -q "admin API: .*tps.admin.certMap" "$W/$_g-bad.log" \
+        || it_fail "tpsgw -t: $(cat "$W/$_g-bad.log")"
     it_start "tpsgw-$_g" "$TPSGW" -c "$W/$_g.cfg"
     it_wait_tcp 127.0.0.1 "$TG_HTTPS" 10
     if [ "$_g" = gw1 ]; then

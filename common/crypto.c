@@ -529,3 +529,16 @@ out:
     OPENSSL_cleanse(msg, sizeof(msg));
     return rc;
 }
+
+const char *
+cmn_ec_curve(unsigned key_bits)
+{
+    switch (key_bits) {
+    case 256:
+        return "P-256";
+    case 384:
+        return "P-384";
+    default:
+        return NULL;
+    }
+}

@@ -127,4 +127,8 @@ enum cmn_rc cmn_kdf_sp800_108_hmac(const uint8_t *key, size_t key_len, uint8_t l
 enum cmn_rc cmn_kdf_scp03(const uint8_t *key, size_t key_len, uint8_t constant,
                           const uint8_t *ctx, size_t ctx_len, unsigned l_bits, uint8_t *out);
 
+/* OpenSSL group name of a Dogtag EC key size (Dogtag derives "nistp<keySize>"): "P-256" for
+ * 256, "P-384" for 384; NULL for any other size (not offered). */
+const char *cmn_ec_curve(unsigned key_bits);
+
 #endif

@@ -101,6 +101,57 @@ cmn_p11obj_add_cert(struct cmn_p11obj *o, unsigned n, const char *label, const u
     return CMN_OK;
 }
 
+static struct cmn_p11obj_rec *
+find_rec(struct cmn_p11obj *o, uint32_t id)
+{
+    for (size_t i = 0; i < o->nrecs; i++)
+        if (o->recs[i].id == id)
+            return &o->recs[i];
+    return NULL;
+}
+
+static void
+put_string(struct cmn_p11obj_rec *r, uint32_t type, const uint8_t *v, size_t len)
+{
+    struct cmn_p11obj_attr *a = &r->attrs[r->nattrs++];
+
+    a->type = type;
+    a->dtype = CMN_P11OBJ_DT_STRING;
+    a->val = v;
+    a->len = len;
+}
+
+enum cmn_rc
+cmn_p11obj_add_ec(struct cmn_p11obj *o, unsigned n, const uint8_t *params, size_t params_len,
+                  const uint8_t *point, size_t point_len)
+{
+    struct cmn_p11obj_rec *pub, *priv;
+
+    if (n > 4 || params == NULL || params_len == 0 || point == NULL || point_len == 0)
+        return CMN_EINVAL;
+    pub = find_rec(o, CMN_P11OBJ_ID('k', 2 * n + 1));
+    priv = find_rec(o, CMN_P11OBJ_ID('k', 2 * n));
+    if (pub == NULL || priv == NULL)
+        return CMN_EINVAL;
+    if (pub->nattrs + 3 > CMN_P11OBJ_MAX_ATTRS || priv->nattrs + 1 > CMN_P11OBJ_MAX_ATTRS)
+        return CMN_ETOOBIG;
+    /* the public record gets its key type too: a reader that looks at it alone sees EC */
+    pub->attrs[pub->nattrs].type = CMN_P11_CKA_KEY_TYPE;
+    pub->attrs[pub->nattrs].dtype = CMN_P11OBJ_DT_INT;
+    pub->attrs[pub->nattrs].ival = CMN_P11_CKK_EC;
+    pub->nattrs++;
+    put_string(pub, CMN_P11_CKA_EC_PARAMS, params, params_len);
+    put_string(pub, CMN_P11_CKA_EC_POINT, point, point_len);
+    put_string(priv, CMN_P11_CKA_EC_PARAMS, params, params_len);
+    /* an EC key does not decrypt: its "encryption" use is key agreement (coolkey maps decrypt
+     * to CKA_DERIVE for EC keys the same way) */
+    if (priv->fixed & CMN_P11OBJ_F_DECRYPT)
+        priv->fixed |= CMN_P11OBJ_F_DERIVE;
+    if (pub->fixed & CMN_P11OBJ_F_ENCRYPT)
+        pub->fixed |= CMN_P11OBJ_F_DERIVE;
+    return CMN_OK;
+}
+
 static enum cmn_rc
 put16(struct cmn_buf *b, size_t v)
 {

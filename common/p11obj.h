@@ -52,6 +52,8 @@
 #define CMN_P11_CKA_LABEL 0x003u
 #define CMN_P11_CKA_VALUE 0x011u
 #define CMN_P11_CKA_KEY_TYPE 0x100u
+#define CMN_P11_CKA_EC_PARAMS 0x180u
+#define CMN_P11_CKA_EC_POINT 0x181u
 #define CMN_P11_CKO_CERTIFICATE 1u
 #define CMN_P11_CKO_PUBLIC_KEY 2u
 #define CMN_P11_CKO_PRIVATE_KEY 3u
@@ -111,6 +113,15 @@ enum cmn_rc cmn_p11obj_add(struct cmn_p11obj *o, const struct cmn_p11obj_rec *re
 enum cmn_rc cmn_p11obj_add_cert(struct cmn_p11obj *o, unsigned n, const char *label,
                                 const uint8_t *der, size_t der_len, uint32_t key_type,
                                 unsigned usage);
+
+/* Completes the key records of certificate n (added by cmn_p11obj_add_cert() with
+ * CMN_P11_CKK_EC) the way the C++ TPS packs EC keys (§6.3): CKA_EC_PARAMS = params (DER curve
+ * OID) on both keys, CKA_EC_POINT = point on the public key, and DERIVE next to DECRYPT /
+ * ENCRYPT (an EC key's encryption use is key agreement). Both are borrowed until encode.
+ * CMN_EINVAL when either is empty or the records of n are missing, CMN_ETOOBIG when a record
+ * has no room for another attribute. */
+enum cmn_rc cmn_p11obj_add_ec(struct cmn_p11obj *o, unsigned n, const uint8_t *params,
+                              size_t params_len, const uint8_t *point, size_t point_len);
 
 /* Encodes header ‖ payload, the payload zlib-compressed when compress is true (the
  * `pkcs11obj.compress.enable=true` default). [out] out (appended). CMN_ETOOBIG if a length

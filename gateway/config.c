@@ -250,6 +250,7 @@ cross_checks(struct tps_config *c, struct cmn_buf *errs)
                              "%s: key 'service.securePort': needs service.sslCertFile and "
                              "service.sslKeyFile\n",
                              cmn_cfg_where(c->cfg, "service.securePort", where, sizeof(where)));
+    (void)tps_enroll_cfg_check(c->cfg, errs); /* key algorithms of the token types */
     if (st->http_port != 0 && st->http_port == st->https_port)
         (void)cmn_buf_printf(errs,
                              "%s: key 'service.securePort': same port as "

@@ -401,8 +401,10 @@ card_keygen(struct tps_session *s, const struct tps_enroll_env *ee,
     kg.pub_no = k->pub_no;
     kg.alg = 0x80;
     kg.key_bits = (uint16_t)k->key_bits;
-    if (cmn_apdu_generate_key(&a, &kg, cmn_apdu_secure_le((unsigned)s->tok.gp_proto)) !=
-        CMN_OK) {
+    /* EC keys: GENERATE KEY ECC (84 0D), same data, no Le (Dogtag GenerateKeyECCAPDU) */
+    if (k->ec ? tps_keygen_ecc_apdu(&a, &kg) != TPS_OK
+              : cmn_apdu_generate_key(&a, &kg, cmn_apdu_secure_le((unsigned)s->tok.gp_proto)) !=
+                    CMN_OK) {
         rc = tps_session_fail(s, TPS_EINVAL, CMN_TPS_STATUS_MAC_ENROLL_PDU,
                               "cannot build GENERATE KEY");
         goto out;
@@ -425,8 +427,10 @@ card_keygen(struct tps_session *s, const struct tps_enroll_env *ee,
     rc = read_object(s, CMN_CK_IOBUF_ID, io, total, CMN_TPS_STATUS_MAC_ENROLL_PDU);
     if (rc != TPS_OK)
         goto out;
-    /* Neither Dogtag TPS checks the proof; we do: the key must be the card's, made now. */
-    rc = tps_keygen_verify_proof(io, total, plain, k->key_bits, pub, err, sizeof(err));
+    /* The Java TPS skips the proof (the C++ one checked it); we check: the key must be the
+     * card's, made now. */
+    rc = k->ec ? tps_keygen_verify_proof_ec(io, total, plain, k->key_bits, pub, err, sizeof(err))
+               : tps_keygen_verify_proof(io, total, plain, k->key_bits, pub, err, sizeof(err));
     if (rc != TPS_OK)
         rc = tps_session_fail(s, rc, CMN_TPS_STATUS_MAC_ENROLL_PDU, "%s key: %s", k->key_type,
                               err);

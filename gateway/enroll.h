@@ -44,7 +44,8 @@ struct tps_enroll_key {
     unsigned cert_no;                    /* N of certId CN / cN (0..4) */
     uint8_t priv_no, pub_no;             /* key slots: 2N and 2N+1 */
     uint8_t key_user, key_usage;         /* GENERATE KEY P1/P2 high nibbles */
-    unsigned key_bits;                   /* keySize: 1024 or 2048 */
+    bool ec;                             /* keyGen.<kt>.alg = 5: EC key (else 1/2 RSA) */
+    unsigned key_bits;                   /* keySize: RSA 1024 or 2048, EC 256 or 384 */
     unsigned usage;                      /* CMN_P11OBJ_USE_* */
     char label[128];                     /* label template ($userid$, $cuid$, $type$) */
     char profile_id[128];                /* keyGen.<kt>.ca.profileId */
@@ -75,11 +76,19 @@ struct tps_enroll_profile {
 
 /* Reads the profile of token type `type` from a configuration validated with
  * tps_enroll_cfg_keys, tps_ca_cfg_keys and tps_kra_cfg_keys. Refuses: no key types, more than
- * TPS_ENROLL_MAX_KEYS, an unknown or duplicate certId, a key type without ca.profileId, key
- * sizes other than 1024/2048, min PIN length > max. [out] out. TPS_OK or TPS_ECONFIG with err
+ * TPS_ENROLL_MAX_KEYS, an unknown or duplicate certId, a key type without ca.profileId, an alg
+ * other than 1/2 (RSA) or 5 (EC), RSA key sizes other than 1024/2048, EC sizes other than
+ * 256/384, EC with serverKeygen.enable, min PIN length > max. [out] out. TPS_OK or TPS_ECONFIG with err
  * naming the key. Thread-safe. */
 enum tps_rc tps_enroll_profile_load(const struct cmn_cfg *cfg, const char *type,
                                     struct tps_enroll_profile *out, char *err, size_t errlen);
+
+/* The key-type rules checked when the configuration is loaded (tpsgw -t and start), for every
+ * token type with op.enroll.<type>.keyGen.keyType.num: keyGen.<kt>.alg is 1/2 (RSA) or 5 (EC),
+ * keySize fits the alg (RSA 1024/2048, EC 256/384), and EC keys are not server-generated.
+ * Appends one "file:line: message" line per error to errs; returns the number of errors.
+ * The rest of a profile is checked by tps_enroll_profile_load() when it is used. */
+size_t tps_enroll_cfg_check(const struct cmn_cfg *cfg, struct cmn_buf *errs);
 
 /* ---- decisions (pure) -------------------------------------------------------------- */
 
@@ -150,8 +159,11 @@ struct tps_enroll_obj {
 
 /* Builds z0 for the card cuid: token name (coolkey's label), object version, the given
  * certificates (records cN, k(2N+1), k(2N) each), zlib-compressed when compress.
+ * The key records follow each certificate's public key: CKA_KEY_TYPE 0 (RSA) or 3 (EC, with
+ * CKA_EC_PARAMS and, on the public key, CKA_EC_POINT).
+ * CMN_P11_CKK_RSA records for a DER whose public key cannot be read.
  * Refuses a certificate number above 4, two certificates with one number, an empty DER.
- * [out] appended to out. TPS_OK, TPS_EINVAL, TPS_ETOOBIG. */
+ * [out] appended to out. TPS_OK, TPS_EINVAL, TPS_ETOOBIG, TPS_ENOMEM. */
 enum tps_rc tps_enroll_build_z0(const uint8_t cuid[10], const char *token_name,
                                 uint16_t object_version, const struct tps_enroll_obj *objs,
                                 size_t n, bool compress, struct cmn_buf *out);

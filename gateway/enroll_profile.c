@@ -12,7 +12,9 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "common/crypto.h"
 #include "common/p11obj.h"
+#include "gateway/keygen.h"
 #include "gateway/session.h"
 #include "gateway/tks.h"
 
@@ -29,7 +31,8 @@ const struct cmn_cfg_key tps_enroll_cfg_keys[] = {
       "number of certificates of the token type (Dogtag)"),
     S("op.enroll.*.keyGen.keyType.value.*", "", "key type of certificate <i>: signing, "
                                                 "encryption ... (Dogtag)"),
-    U("op.enroll.*.keyGen.*.keySize", 1024, 2048, 1024, "RSA key size, 1024 or 2048 (Dogtag)"),
+    U("op.enroll.*.keyGen.*.keySize", 256, 2048, 1024,
+      "key size: RSA 1024 or 2048, EC 256 (P-256) or 384 (P-384) (Dogtag)"),
     S("op.enroll.*.keyGen.*.certId", "", "certificate object C<N>, N 0..4 (Dogtag)"),
     S("op.enroll.*.keyGen.*.certAttrId", "", "attribute object c<N>; must match certId"),
     U("op.enroll.*.keyGen.*.privateKeyNumber", 0, 9, 0, "private key slot; 0 = 2N (Dogtag)"),
@@ -38,7 +41,9 @@ const struct cmn_cfg_key tps_enroll_cfg_keys[] = {
     U("op.enroll.*.keyGen.*.keyUsage", 0, 15, 0, "GENERATE KEY key usage nibble (Dogtag)"),
     S("op.enroll.*.keyGen.*.label", "$type$ key for $userid$",
       "PKCS#11 label; $userid$ $cuid$ $type$ $keyType$ (Dogtag)"),
-    S("op.enroll.*.keyGen.*.alg", "2", "2 = RSA (Dogtag; EC not supported here)"),
+    S("op.enroll.*.keyGen.*.alg", "2",
+      "1 or 2 = RSA, 5 = EC on a prime curve chosen by keySize (Dogtag RA_Algs); EC keys are "
+      "generated on the card only"),
     B("op.enroll.*.keyGen.*.keyCapabilities.*", 0,
       "PKCS#11 capabilities (Dogtag); sign or decrypt/unwrap choose the usage, else by name"),
     {.name = "op.enroll.*.keyGen.*.recovery.*.scheme", .type = CFG_ENUM, .words = schemes,
@@ -103,12 +108,111 @@ copy(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src);
 }
 
+/* keyGen.<kt>.alg and keySize (Dogtag RA_Algs: 1 RSA, 2 RSA CRT, 3 DSA, 4 EC F2m, 5 EC Fp;
+ * the EC curve is nistp<keySize>, as the Dogtag TPS derives it). */
+static enum tps_rc
+load_alg(const struct cmn_cfg *c, const char *type, const char *kt, struct tps_enroll_key *k,
+         char *err, size_t errlen)
+{
+    char akey[CMN_CFG_MAX_KEY], skey[CMN_CFG_MAX_KEY];
+    const char *alg = str(c, k1(akey, sizeof(akey), type, "keyGen", kt, "alg"));
+
+    k->key_bits = (unsigned)cmn_cfg_uint(c, k1(skey, sizeof(skey), type, "keyGen", kt,
+                                               "keySize"));
+    if (strcmp(alg, "1") == 0 || strcmp(alg, "2") == 0) {
+        k->ec = false;
+        if (k->key_bits != 1024 && k->key_bits != 2048) {
+            snprintf(err, errlen, "key '%s' = %u: RSA keys (%s = %s) must be 1024 or 2048", skey,
+                     k->key_bits, akey, alg);
+            return TPS_ECONFIG;
+        }
+    } else if (strcmp(alg, "5") == 0) {
+        k->ec = true;
+        if (cmn_ec_curve(k->key_bits) == NULL) {
+            snprintf(err, errlen, "key '%s' = %u: EC keys (%s = 5) must be 256 (P-256) or 384 "
+                     "(P-384)", skey, k->key_bits, akey);
+            return TPS_ECONFIG;
+        }
+    } else if (strcmp(alg, "4") == 0) {
+        snprintf(err, errlen, "key '%s' = 4: EC over binary fields is not supported; use 5 "
+                 "(prime curves)", akey);
+        return TPS_ECONFIG;
+    } else {
+        snprintf(err, errlen, "key '%s' = '%s': must be 2 (RSA) or 5 (EC)", akey, alg);
+        return TPS_ECONFIG;
+    }
+    return TPS_OK;
+}
+
+/* Server-side keygen (the KRA) makes RSA keys only here. */
+static enum tps_rc
+check_ec_keygen(const struct cmn_cfg *c, const char *type, const char *kt, bool ec, char *err,
+                size_t errlen)
+{
+    char key[CMN_CFG_MAX_KEY];
+
+    if (!ec || !cmn_cfg_bool(c, k1(key, sizeof(key), type, "keyGen", kt, "serverKeygen.enable")))
+        return TPS_OK;
+    snprintf(err, errlen, "key type %s of token type %s: EC keys (alg=5) are generated on the card "
+             "only; set %s=false or use alg=2 (RSA)", kt, type, key);
+    return TPS_ECONFIG;
+}
+
+struct algs_walk {
+    const struct cmn_cfg *cfg;
+    struct cmn_buf *errs;
+    size_t nerr;
+};
+
+/* One token type: the alg, keySize and EC rules of each of its key types. */
+static bool
+check_type_algs(void *arg, const char *type)
+{
+    struct algs_walk *w = arg;
+    char key[CMN_CFG_MAX_KEY], where[300], err[512];
+    unsigned long n;
+
+    snprintf(key, sizeof(key), "op.enroll.%s.keyGen.keyType.num", type);
+    if (!cmn_cfg_isset(w->cfg, key))
+        return true;
+    n = (unsigned long)cmn_cfg_uint(w->cfg, key);
+    for (unsigned i = 0; i < n; i++) {
+        struct tps_enroll_key k;
+        const char *kt;
+
+        snprintf(key, sizeof(key), "op.enroll.%s.keyGen.keyType.value.%u", type, i);
+        kt = str(w->cfg, key);
+        if (kt[0] == '\0' || strlen(kt) >= TPS_ENROLL_NAME_MAX || strchr(kt, '.') != NULL)
+            continue; /* the profile load names that one */
+        memset(&k, 0, sizeof(k));
+        if (load_alg(w->cfg, type, kt, &k, err, sizeof(err)) != TPS_OK ||
+            check_ec_keygen(w->cfg, type, kt, k.ec, err, sizeof(err)) != TPS_OK) {
+            snprintf(key, sizeof(key), "op.enroll.%s.keyGen.%s.alg", type, kt);
+            if (w->errs != NULL)
+                (void)cmn_buf_printf(w->errs, "%s: %s\n",
+                                     cmn_cfg_where(w->cfg, key, where, sizeof(where)), err);
+            w->nerr++;
+        }
+    }
+    return true;
+}
+
+size_t
+tps_enroll_cfg_check(const struct cmn_cfg *cfg, struct cmn_buf *errs)
+{
+    struct algs_walk w = {.cfg = cfg, .errs = errs, .nerr = 0};
+
+    cmn_cfg_children(cfg, "op.enroll.", check_type_algs, &w);
+    return w.nerr;
+}
+
 static enum tps_rc
 load_key(const struct cmn_cfg *c, const char *type, const char *kt, unsigned idx,
          struct tps_enroll_key *k, char *err, size_t errlen)
 {
     char key[CMN_CFG_MAX_KEY];
     const char *v;
+    enum tps_rc rc;
 
     memset(k, 0, sizeof(*k));
     copy(k->key_type, sizeof(k->key_type), kt);
@@ -150,16 +254,9 @@ load_key(const struct cmn_cfg *c, const char *type, const char *kt, unsigned idx
     k->key_user = (uint8_t)cmn_cfg_uint(c, k1(key, sizeof(key), type, "keyGen", kt, "keyUser"));
     k->key_usage =
         (uint8_t)cmn_cfg_uint(c, k1(key, sizeof(key), type, "keyGen", kt, "keyUsage"));
-    k->key_bits = (unsigned)cmn_cfg_uint(c, k1(key, sizeof(key), type, "keyGen", kt, "keySize"));
-    if (k->key_bits != 1024 && k->key_bits != 2048) {
-        snprintf(err, errlen, "key '%s' = %u: must be 1024 or 2048", key, k->key_bits);
-        return TPS_ECONFIG;
-    }
-    v = str(c, k1(key, sizeof(key), type, "keyGen", kt, "alg"));
-    if (strcmp(v, "2") != 0) {
-        snprintf(err, errlen, "key '%s' = '%s': only 2 (RSA) is supported", key, v);
-        return TPS_ECONFIG;
-    }
+    rc = load_alg(c, type, kt, k, err, errlen);
+    if (rc != TPS_OK)
+        return rc;
     copy(k->label, sizeof(k->label), str(c, k1(key, sizeof(key), type, "keyGen", kt, "label")));
     if (cmn_cfg_bool(c, k1(key, sizeof(key), type, "keyGen", kt, "keyCapabilities.sign")))
         k->usage |= CMN_P11OBJ_USE_SIGN;
@@ -182,6 +279,9 @@ load_key(const struct cmn_cfg *c, const char *type, const char *kt, unsigned idx
                                     "serverKeygen.archive"));
     copy(k->drm_conn, sizeof(k->drm_conn),
          str(c, k1(key, sizeof(key), type, "keyGen", kt, "serverKeygen.drm.conn")));
+    rc = check_ec_keygen(c, type, kt, k->ec, err, errlen);
+    if (rc != TPS_OK)
+        return rc;
     for (size_t r = 0; r < 3; r++) {
         char leaf[64];
         snprintf(leaf, sizeof(leaf), "recovery.%s.scheme", reasons[r]);
@@ -413,12 +513,41 @@ tps_enroll_decide(const struct tps_enroll_profile *p, bool tok_found,
     }
 }
 
+/* The EC fields of one certificate's key; they must outlive the encode (records borrow them). */
+struct z0_ec {
+    uint8_t params[TPS_KEYGEN_EC_PARAMS_MAX];
+    size_t params_len;
+    uint8_t point[TPS_KEYGEN_EC_POINT_MAX];
+    size_t point_len;
+};
+
+/* The records of one certificate; the key type comes from the certificate's own public key, so
+ * kept, renewed and recovered certificates get the right one too. A DER whose key cannot be
+ * read keeps the RSA records z0 always had (the CA's answer was checked when it came). */
+static enum tps_rc
+z0_add(struct cmn_p11obj *o, const struct tps_enroll_obj *obj, struct z0_ec *ec)
+{
+    bool is_ec = false;
+
+    if (tps_keygen_cert_key(obj->der, obj->der_len, &is_ec, ec->params, &ec->params_len,
+                            ec->point, &ec->point_len) != TPS_OK)
+        is_ec = false;
+    if (cmn_p11obj_add_cert(o, obj->cert_no, obj->label, obj->der, obj->der_len,
+                            is_ec ? CMN_P11_CKK_EC : CMN_P11_CKK_RSA, obj->usage) != CMN_OK)
+        return TPS_ETOOBIG;
+    if (is_ec && cmn_p11obj_add_ec(o, obj->cert_no, ec->params, ec->params_len, ec->point,
+                                   ec->point_len) != CMN_OK)
+        return TPS_ETOOBIG;
+    return TPS_OK;
+}
+
 enum tps_rc
 tps_enroll_build_z0(const uint8_t cuid[10], const char *token_name, uint16_t object_version,
                     const struct tps_enroll_obj *objs, size_t n, bool compress,
                     struct cmn_buf *out)
 {
     struct cmn_p11obj *o;
+    struct z0_ec *ec;
     enum tps_rc rc = TPS_OK;
 
     for (size_t i = 0; i < n; i++) {
@@ -429,17 +558,20 @@ tps_enroll_build_z0(const uint8_t cuid[10], const char *token_name, uint16_t obj
                 return TPS_EINVAL;
     }
     o = calloc(1, sizeof(*o)); /* about 40 KiB: not on a worker's stack */
-    if (o == NULL)
+    ec = calloc(n > 0 ? n : 1, sizeof(*ec));
+    if (o == NULL || ec == NULL) {
+        free(o);
+        free(ec);
         return TPS_ENOMEM;
+    }
     cmn_p11obj_init(o, cuid, token_name, object_version);
     for (size_t i = 0; i < n && rc == TPS_OK; i++)
-        if (cmn_p11obj_add_cert(o, objs[i].cert_no, objs[i].label, objs[i].der, objs[i].der_len,
-                                CMN_P11_CKK_RSA, objs[i].usage) != CMN_OK)
-            rc = TPS_ETOOBIG;
+        rc = z0_add(o, &objs[i], &ec[i]);
     if (rc == TPS_OK && cmn_p11obj_encode(o, compress, out) != CMN_OK)
         rc = TPS_ETOOBIG;
     cmn_p11obj_cleanup(o);
     free(o);
+    free(ec);
     return rc;
 }
 

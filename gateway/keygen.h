@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/apdu.h"
 #include "common/buf.h"
 #include "common/scp.h"
 #include "gateway/gwerr.h"
@@ -20,13 +21,19 @@ struct fo_req;
 #define TPS_KEYGEN_SPKI_MAX 1100 /* DER SPKI of RSA-4096 is 550 bytes; room for EC */
 #define TPS_KEYGEN_MOD_MAX 512
 
+#define TPS_KEYGEN_EC_POINT_MAX 97  /* 04 ‖ X ‖ Y of P-384 */
+#define TPS_KEYGEN_EC_PARAMS_MAX 16 /* DER OID of a named curve */
+
 /* A public key as the enrollment uses it. */
 struct tps_keygen_pub {
     uint8_t spki[TPS_KEYGEN_SPKI_MAX]; /* DER SubjectPublicKeyInfo */
     size_t spki_len;
-    unsigned key_bits;                 /* RSA modulus bits */
+    bool ec;                           /* EC key (point) instead of RSA (modulus) */
+    unsigned key_bits;                 /* RSA modulus bits, or EC curve size (256, 384) */
     uint8_t modulus[TPS_KEYGEN_MOD_MAX];
     size_t mod_len;                    /* without leading zero */
+    uint8_t point[TPS_KEYGEN_EC_POINT_MAX];
+    size_t point_len;                  /* uncompressed EC point */
 };
 
 /* Checks the I/O buffer a GENERATE KEY left on the card (object FFFFFFFF, card spec §3.4):
@@ -41,6 +48,30 @@ enum tps_rc tps_keygen_verify_proof(const uint8_t *iobuf, size_t len,
                                     const uint8_t challenge[TPS_KEYGEN_CHALLENGE_LEN],
                                     unsigned want_bits, struct tps_keygen_pub *out, char *err,
                                     size_t errlen);
+
+/* The I/O buffer of a GENERATE KEY ECC (84 0D): blobLen ‖ blob ‖ proofLen ‖ proof with
+ * blob = 00 0A keySize(2) pointLen(2) point (C++ Dogtag TPS CertEnroll::ParsePublicKeyBlob)
+ * and proof = DER ECDSA-SHA1(new private key, blob ‖ challenge), verified with the point of
+ * the blob. want_bits: the curve size asked for (256 or 384). Same contract as
+ * tps_keygen_verify_proof(): TPS_EPROTO (malformed, wrong curve size, point not on the curve,
+ * trailing bytes), TPS_EAUTH (proof does not verify), TPS_ECRYPTO. Thread-safe. */
+enum tps_rc tps_keygen_verify_proof_ec(const uint8_t *iobuf, size_t len,
+                                       const uint8_t challenge[TPS_KEYGEN_CHALLENGE_LEN],
+                                       unsigned want_bits, struct tps_keygen_pub *out,
+                                       char *err, size_t errlen);
+
+/* GENERATE KEY ECC: 84 0D P1 P2 17 05 keySize(2) option type 10 wrappedChallenge(16) 00, no Le
+ * (Dogtag GenerateKeyECCAPDU: the RSA layout with INS 0D, alg 05 = EC over a prime field, an
+ * empty key check). kg->alg is ignored. TPS_EINVAL as cmn_apdu_generate_key(). */
+enum tps_rc tps_keygen_ecc_apdu(struct cmn_apdu *a, const struct cmn_ck_keygen *kg);
+
+/* The key of a DER certificate as the z0 key records need it (card spec §6.3): *ec, and for EC
+ * keys the DER curve OID (CKA_EC_PARAMS) into params[0..TPS_KEYGEN_EC_PARAMS_MAX) and the
+ * uncompressed point (CKA_EC_POINT as the C++ TPS writes it: the raw point, as coolkey also
+ * derives it from the certificate) into point[0..TPS_KEYGEN_EC_POINT_MAX). TPS_EPROTO when the
+ * certificate or its key cannot be read or the curve is not named. Thread-safe. */
+enum tps_rc tps_keygen_cert_key(const uint8_t *der, size_t len, bool *ec, uint8_t *params,
+                                size_t *params_len, uint8_t *point, size_t *point_len);
 
 /* DER SubjectPublicKeyInfo of an RSA key from big-endian modulus and exponent (leading zeros
  * allowed). [out] out[0..cap), *n. TPS_EINVAL (empty or larger than 4096 bits), TPS_ETOOBIG,

@@ -4,9 +4,10 @@
 # behind HAProxy) plus one tpsgw reached directly; `tokenclient --emulate N` runs N emulated
 # cards at once, ROUNDS times after a warm-up round. Reports ops/s, p50/p99 latency and CPU
 # milliseconds per operation split by process (from /proc/PID/stat utime+stime before and
-# after; the client's from /usr/bin/time), for RSA-1024 and RSA-2048 card keys when enroll
-# works (else format), directly and through HAProxy, and the balancer's cost.
-#   BUILD=build/release sh bench/tpsgw/ops.sh      (BENCH_N=20 BENCH_ROUNDS=3 by default)
+# after; the client's from /usr/bin/time), for RSA-1024, RSA-2048 and EC P-256 card keys when
+# enroll works (else format), directly and through HAProxy, and the balancer's cost.
+#   BUILD=build/release sh bench/tpsgw/ops.sh      (BENCH_N=20 BENCH_ROUNDS=3 by default;
+#   BENCH_SIZES="1024 2048 ec256" picks the key rows)
 . "$(dirname "$0")/lib.sh"
 bt_init ops
 N=${BENCH_N:-20}
@@ -57,16 +58,29 @@ measure() {
     echo "$1 $4 $ok $fail $wall $p50 $p99 $d_gw $d_ld $d_sim $d_lb $cl" >>"$W/rows"
 }
 
-if [ "$BT_OP" = enroll ]; then SIZES=${BENCH_SIZES:-1024 2048}; else SIZES=-; fi
+# key_cfg FILE KEYS: the benchmark's token type for KEYS, both keys made on the card (card
+# keys: no KRA, so the rows compare like with like): 1024, 2048 = RSA (alg 2); ec256 = EC
+# P-256 (keyGen.<keyType>.alg=5, keySize=256, GENERATE KEY ECC).
+SSKG=op.enroll.userKey.keyGen.encryption.serverKeygen.enable
+key_cfg() {
+    case $2 in
+    ec*) bt_enroll_cfg "$1" "${2#ec}"; alg=5 ;;
+    *) bt_enroll_cfg "$1" "$2"; alg=2 ;;
+    esac
+    bt_cfg_set "$1" op.enroll.userKey.keyGen.signing.alg=$alg \
+        op.enroll.userKey.keyGen.encryption.alg=$alg "$SSKG=false"
+}
+
+if [ "$BT_OP" = enroll ]; then SIZES=${BENCH_SIZES:-1024 2048 ec256}; else SIZES=-; fi
 for bits in $SIZES; do
     if [ "$bits" != - ]; then
-        BT_KEYSIZE=$bits
+        BT_KEYSIZE=${bits#ec}
         bt_tps_stop tps3
-        bt_enroll_cfg "$W/tps3.cfg" "$bits"
+        key_cfg "$W/tps3.cfg" "$bits"
         bt_tps_start tps3
-        for i in 1 2; do bt_enroll_cfg "$BT_TOPO/tps$i.cfg" "$bits"; done
+        for i in 1 2; do key_cfg "$BT_TOPO/tps$i.cfg" "$bits"; done
         bt_lb_tps_restart
-        keys=RSA-$bits
+        case $bits in ec*) keys=EC-P${bits#ec} ;; *) keys=RSA-$bits ;; esac
     else
         keys=-
     fi
@@ -75,6 +89,7 @@ for bits in $SIZES; do
 done
 
 echo "tpsgw full operations: $BT_OP_NOTE"
+echo "keys: both keys of every row made on the card (RSA: GENERATE KEY, EC P-256: GENERATE KEY ECC); no KRA"
 echo "load: tokenclient --emulate $N (N cards at once), $ROUNDS rounds per row after 1 warm-up round;"
 echo "      p50 = median of the rounds' p50, p99 = worst round's p99; CPU = ms of CPU per succeeded op"
 bt_machine
@@ -106,7 +121,7 @@ if [ "$fails" -gt 0 ]; then
     echo "failed operations: $fails; first reasons:"
     grep '^card ' "$W/rounds.log" | sed 's/^card [0-9]*: //' | sort | uniq -c | sort -rn | head -5
 fi
-echo "command: BUILD=$BUILD BENCH_N=$N BENCH_ROUNDS=$ROUNDS sh bench/tpsgw/ops.sh"
+echo "command: BUILD=$BUILD BENCH_N=$N BENCH_ROUNDS=$ROUNDS BENCH_SIZES=\"${SIZES}\" sh bench/tpsgw/ops.sh"
 echo "  per round: tokenclient --server URL --user alice --password-file F --new-pin-file F \\"
 echo "      --no-progress --timeout 60 --emulate $N --cuid CUID $BT_OP"
 echo "  URL: direct = http://127.0.0.1:PORT/tps/tps (tpsgw), haproxy = $PUBLIC_URL/tps/tps (2 tpsgw)"

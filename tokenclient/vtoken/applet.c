@@ -1,5 +1,6 @@
 /* tokenclient/vtoken/applet.c - the CoolKey applet v1.4 of the emulated card: identities and
- * nonces, PINs, objects, key generation with proof, key import, COMPUTE CRYPT (card spec §3). */
+ * nonces, PINs, objects, key generation with proof, key import, COMPUTE CRYPT (card spec §3);
+ * the ECC instructions are in ecc.c. */
 #include "tokenclient/vtoken/card.h"
 
 #include <stdlib.h>
@@ -140,8 +141,8 @@ get_u32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-static bool
-put_u16(struct vt_resp *r, size_t v)
+bool
+vt_resp_put_u16(struct vt_resp *r, size_t v)
 {
     uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
 
@@ -520,15 +521,16 @@ key_bits(const EVP_PKEY *pk)
     return b > 0 && b < 65536 ? (uint16_t)b : 0;
 }
 
-/* Puts a key pair into slots priv/pub with the ACL rule of §3.4. Takes pkey. */
-static uint16_t
-install_pair(struct vt_card *c, EVP_PKEY *pkey, unsigned priv, unsigned pub, unsigned user)
+uint16_t
+vt_key_install_pair(struct vt_card *c, EVP_PKEY *pkey, unsigned priv, unsigned pub,
+                    unsigned user)
 {
     struct vt_keyslot *kp = &c->keys[priv], *ku = &c->keys[pub];
     unsigned char *der = NULL;
     const unsigned char *p;
     int n;
     EVP_PKEY *pubonly;
+    bool ec = EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC;
 
     n = i2d_PUBKEY(pkey, &der);
     if (n <= 0) {
@@ -545,7 +547,7 @@ install_pair(struct vt_card *c, EVP_PKEY *pkey, unsigned priv, unsigned pub, uns
     vt_keyslot_clear(kp);
     vt_keyslot_clear(ku);
     kp->present = true;
-    kp->type = VT_KEY_RSA_PRIVATE_CRT;
+    kp->type = ec ? VT_KEY_EC_PRIVATE : VT_KEY_RSA_PRIVATE_CRT;
     kp->mate = (uint8_t)pub;
     kp->bits = key_bits(pkey);
     kp->acl[0] = 0x0000;
@@ -553,7 +555,7 @@ install_pair(struct vt_card *c, EVP_PKEY *pkey, unsigned priv, unsigned pub, uns
     kp->acl[2] = user == 0xF ? 0xFFFF : (uint16_t)(1u << user);
     kp->pkey = pkey;
     ku->present = true;
-    ku->type = VT_KEY_RSA_PUBLIC;
+    ku->type = ec ? VT_KEY_EC_PUBLIC : VT_KEY_RSA_PUBLIC;
     ku->mate = (uint8_t)priv;
     ku->bits = kp->bits;
     ku->acl[0] = 0xFFFF;
@@ -582,6 +584,25 @@ bn_param(const EVP_PKEY *pk, const char *name, uint8_t *out, size_t cap, size_t 
     return true;
 }
 
+uint16_t
+vt_key_slots(const struct cmn_apdu *a, unsigned *priv, unsigned *pub, unsigned *user)
+{
+    if (a->p1 == 0 && a->p2 == 0) { /* legacy defaults: 0/1, owner F */
+        *priv = 0;
+        *pub = 1;
+        *user = 0xF;
+    } else {
+        *priv = a->p1 & 0x0F;
+        *user = a->p1 >> 4;
+        *pub = a->p2 & 0x0F;
+    }
+    if (*priv == *pub)
+        return VT_SW_BAD_P2;
+    if (*user != 0xF && *user >= VT_MAX_PINS)
+        return VT_SW_BAD_P1;
+    return VT_SW_OK;
+}
+
 static uint16_t
 generate_key(struct vt_card *c, const struct cmn_apdu *a, struct vt_resp *r)
 {
@@ -603,19 +624,10 @@ generate_key(struct vt_card *c, const struct cmn_apdu *a, struct vt_resp *r)
         return VT_SW_INVALID_PARAM;
     if (d[5] != 0x10)
         return VT_SW_INVALID_PARAM;
-    if (a->p1 == 0 && a->p2 == 0) { /* legacy defaults: 0/1, owner F */
-        priv = 0;
-        pub = 1;
-        user = 0xF;
-    } else {
-        priv = a->p1 & 0x0F;
-        user = a->p1 >> 4;
-        pub = a->p2 & 0x0F;
-    }
-    if (priv == pub)
-        return VT_SW_BAD_P2;
-    if (user != 0xF && user >= VT_MAX_PINS)
-        return VT_SW_BAD_P1;
+    sw = vt_key_slots(a, &priv, &pub, &user);
+    if (sw != VT_SW_OK)
+        return sw;
+    sw = VT_SW_INTERNAL;
     /* the challenge comes encrypted under the static KEK of the session's set */
     ks = vt_keyset_find(c, c->sess_kv);
     if (ks == NULL || cmn_scp_challenge_decrypt(&ks->kek, d + 6, challenge) != CMN_OK)
@@ -652,9 +664,9 @@ generate_key(struct vt_card *c, const struct cmn_apdu *a, struct vt_resp *r)
         cmn_put_u16(io + 2 + blob_len, (uint16_t)proof_len);
         c->io_len = total;
     }
-    sw = install_pair(c, pk, priv, pub, user);
+    sw = vt_key_install_pair(c, pk, priv, pub, user);
     pk = NULL;
-    if (sw == VT_SW_OK && !put_u16(r, total))
+    if (sw == VT_SW_OK && !vt_resp_put_u16(r, total))
         sw = VT_SW_INTERNAL;
 out:
     EVP_MD_CTX_free(md);
@@ -730,7 +742,7 @@ import_key_encrypted(struct vt_card *c, const struct cmn_apdu *a)
         sw = VT_SW_BAD_ALG;
         goto out;
     }
-    sw = install_pair(c, pk, priv, pub, user);
+    sw = vt_key_install_pair(c, pk, priv, pub, user);
     pk = NULL;
     cmn_wipe(o->data, o->size); /* the applet zeroes the wrapped key object */
     c->dirty = true;
@@ -779,13 +791,8 @@ compute_crypt(struct vt_card *c, const struct cmn_apdu *a, uint16_t ids, struct 
             return VT_SW_INVALID_PARAM;
         in = a->data + 5;
     } else if (loc == 0x02) {
-        /* data in the I/O buffer: len(2) ‖ data (§3.6) */
-        if (c->io_len < 2)
+        if (!vt_io_input(c, &in, &inlen)) /* data in the I/O buffer (§3.6) */
             return VT_SW_INVALID_PARAM;
-        inlen = (size_t)((c->io[0] << 8) | c->io[1]);
-        if (inlen > c->io_len - 2)
-            return VT_SW_INVALID_PARAM;
-        in = c->io + 2;
     } else {
         return VT_SW_INVALID_PARAM;
     }
@@ -800,18 +807,34 @@ compute_crypt(struct vt_card *c, const struct cmn_apdu *a, uint16_t ids, struct 
         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) != 1 ||
         EVP_PKEY_decrypt(ctx, out, &outlen, in, inlen) != 1)
         goto done;
-    if (loc == 0x01) {
-        sw = put_u16(r, outlen) && vt_resp_put(r, out, outlen) ? VT_SW_OK : VT_SW_INTERNAL;
-    } else {
-        cmn_put_u16(c->io, (uint16_t)outlen);
-        memcpy(c->io + 2, out, outlen);
-        c->io_len = 2 + outlen;
-        sw = VT_SW_OK;
-    }
+    sw = vt_crypt_output(c, r, loc, out, outlen);
 done:
     EVP_PKEY_CTX_free(ctx);
     cmn_wipe(out, sizeof(out));
     return sw;
+}
+
+bool
+vt_io_input(const struct vt_card *c, const uint8_t **in, size_t *len)
+{
+    if (c->io_len < 2)
+        return false;
+    *len = (size_t)((c->io[0] << 8) | c->io[1]);
+    *in = c->io + 2;
+    return *len <= c->io_len - 2;
+}
+
+uint16_t
+vt_crypt_output(struct vt_card *c, struct vt_resp *r, uint8_t loc, const uint8_t *out, size_t n)
+{
+    if (loc == 0x01)
+        return vt_resp_put_u16(r, n) && vt_resp_put(r, out, n) ? VT_SW_OK : VT_SW_INTERNAL;
+    if (n > sizeof(c->io) - 2)
+        return VT_SW_INTERNAL;
+    cmn_put_u16(c->io, (uint16_t)n);
+    memcpy(c->io + 2, out, n);
+    c->io_len = 2 + n;
+    return VT_SW_OK;
 }
 
 static uint16_t
@@ -837,6 +860,8 @@ has_nonce(uint8_t ins)
     switch (ins) {
     case 0x32:
     case 0x36:
+    case 0x37:
+    case 0x38:
     case 0x40:
     case 0x52:
     case 0x54:
@@ -884,7 +909,7 @@ run(struct vt_card *c, const struct cmn_apdu *ap, uint16_t ids, bool via_sc, str
         n = 0;
         for (int i = 0; i < VT_MAX_PINS; i++)
             n |= c->pins[i].present ? 1u << i : 0;
-        return put_u16(r, n) ? VT_SW_OK : VT_SW_INTERNAL;
+        return vt_resp_put_u16(r, n) ? VT_SW_OK : VT_SW_INTERNAL;
     case 0x3A:
         return list_keys(c, ap, r);
     case 0x42:
@@ -934,14 +959,19 @@ run(struct vt_card *c, const struct cmn_apdu *ap, uint16_t ids, bool via_sc, str
     case 0x36:
         sw = compute_crypt(c, ap, ids, r);
         return sw;
+    case 0x0D:
+        return via_sc ? vt_ecc_generate_key(c, ap, r) : VT_SW_UNAUTHORIZED;
+    case 0x37: /* COMPUTE ECC SIGNATURE (libckyapplet numbering, docs/vtoken.md) */
+    case 0x38: /* COMPUTE ECC KEY AGREEMENT, or OpenSC's signature */
+        return vt_ecc_compute(c, ap, ids, r);
     case 0xFA: { /* GET BUILTIN ACL: create object/key/PIN ACLs, change-enable */
         static const uint8_t acl[7] = {0x40, 0x00, 0x40, 0x00, 0x40, 0x00, 0x00};
 
         return vt_resp_put(r, acl, sizeof(acl)) ? VT_SW_OK : VT_SW_INTERNAL;
     }
     default:
-        /* READ I/O BUFFER 08, FORMAT 2A, UNBLOCK 02/46, IMPORT KEY 32, ECC 0D/37/38 are not
-         * in the v1.4 applet (§3.2, §9 items 4 and 16) */
+        /* READ I/O BUFFER 08, FORMAT 2A, UNBLOCK 02/46, IMPORT KEY 32 are not in the v1.4
+         * applet (§3.2, §9 item 4) */
         return VT_SW_INS;
     }
 }

@@ -75,9 +75,19 @@ struct vt_object {
     uint8_t *data;   /* size bytes, zeroed at creation */
 };
 
-/* Key slot types reported by LIST KEYS. */
+/* Key slot types reported by LIST KEYS (MUSCLE numbering; 0A is the ECC public key type
+ * of the key blob the C++ TPS parses, 0B is this emulator's choice for the private half). */
 #define VT_KEY_RSA_PUBLIC 1
 #define VT_KEY_RSA_PRIVATE_CRT 3
+#define VT_KEY_EC_PUBLIC 0x0A
+#define VT_KEY_EC_PRIVATE 0x0B
+
+/* True for the public half of a pair (stored as SubjectPublicKeyInfo). */
+static inline bool
+vt_key_is_public(uint8_t type)
+{
+    return type == VT_KEY_RSA_PUBLIC || type == VT_KEY_EC_PUBLIC;
+}
 
 struct vt_keyslot {
     bool present;
@@ -167,6 +177,30 @@ void vt_applet_remove(struct vt_card *c);
 void vt_applet_deselect(struct vt_card *c);
 /* Frees key slot n. */
 void vt_keyslot_clear(struct vt_keyslot *k);
+/* Puts a key pair (RSA or EC) into slots priv/pub with the ACL rule of card spec §3.4: private
+ * use ACL 1 << user (or FFFF for user 15). Takes pkey whatever the result. Returns the SW. */
+uint16_t vt_key_install_pair(struct vt_card *c, EVP_PKEY *pkey, unsigned priv, unsigned pub,
+                             unsigned user);
+/* Slots and key user of a GENERATE KEY P1/P2 (§3.4; 00/00 = legacy 0/1, owner F). Returns
+ * the SW: 9C10 or 9C11 for slots the card does not have. */
+uint16_t vt_key_slots(const struct cmn_apdu *a, unsigned *priv, unsigned *pub, unsigned *user);
+/* Writes a 16-bit big-endian value to the response. */
+bool vt_resp_put_u16(struct vt_resp *r, size_t v);
+/* The input a COMPUTE command left in the I/O buffer (location 02): len(2) ‖ data.
+ * [out] in, len (pointing into c->io). false when the buffer does not hold that. */
+bool vt_io_input(const struct vt_card *c, const uint8_t **in, size_t *len);
+/* The result of a COMPUTE command as len(2) ‖ out: in the response (location 01) or in the
+ * I/O buffer (02). Returns the SW. */
+uint16_t vt_crypt_output(struct vt_card *c, struct vt_resp *r, uint8_t loc, const uint8_t *out,
+                         size_t n);
+
+/* ecc.c: the ECC instructions of the CoolKey applet (docs/vtoken.md "ECC"). */
+/* GENERATE KEY ECC (84 0D): key pair on P-256 or P-384, I/O buffer = blob and ECDSA proof. */
+uint16_t vt_ecc_generate_key(struct vt_card *c, const struct cmn_apdu *a, struct vt_resp *r);
+/* COMPUTE ECC SIGNATURE / KEY AGREEMENT (B0 37, B0 38; nonce already removed from a).
+ * ids: identities of the caller. */
+uint16_t vt_ecc_compute(struct vt_card *c, const struct cmn_apdu *a, uint16_t ids,
+                        struct vt_resp *r);
 /* Object helpers. */
 struct vt_object *vt_object_find(struct vt_card *c, uint32_t id);
 void vt_object_delete(struct vt_card *c, uint32_t id);

@@ -65,8 +65,8 @@ static bool
 key_der(const struct vt_keyslot *k, struct cmn_buf *b)
 {
     unsigned char *der = NULL;
-    int n = k->type == VT_KEY_RSA_PUBLIC ? i2d_PUBKEY(k->pkey, &der)
-                                         : i2d_PrivateKey(k->pkey, &der);
+    int n = vt_key_is_public(k->type) ? i2d_PUBKEY(k->pkey, &der)
+                                      : i2d_PrivateKey(k->pkey, &der);
 
     if (n <= 0)
         return false;
@@ -280,8 +280,8 @@ load_key(struct vt_keyslot *k, const char *hex)
         return false;
     if (hexv(hex, der, n + 1, &n) && n > 0) {
         p = der;
-        k->pkey = k->type == VT_KEY_RSA_PUBLIC ? d2i_PUBKEY(NULL, &p, (long)n)
-                                               : d2i_AutoPrivateKey(NULL, &p, (long)n);
+        k->pkey = vt_key_is_public(k->type) ? d2i_PUBKEY(NULL, &p, (long)n)
+                                            : d2i_AutoPrivateKey(NULL, &p, (long)n);
         ok = k->pkey != NULL;
     }
     cmn_wipe(der, n);
@@ -601,8 +601,9 @@ vt_card_show(const struct vt_card *c, FILE *out)
 
         if (!k->present)
             continue;
-        fprintf(out, "  key %-2d     %s RSA-%u mate %u acl r=%04X w=%04X u=%04X",
-                i, k->type == VT_KEY_RSA_PUBLIC ? "public " : "private", k->bits, k->mate,
+        fprintf(out, "  key %-2d     %s %s-%u mate %u acl r=%04X w=%04X u=%04X",
+                i, vt_key_is_public(k->type) ? "public " : "private",
+                EVP_PKEY_get_base_id(k->pkey) == EVP_PKEY_EC ? "EC" : "RSA", k->bits, k->mate,
                 k->acl[0], k->acl[1], k->acl[2]);
         /* a digest of the public half identifies the pair without showing private data */
         n = i2d_PUBKEY(k->pkey, &der);

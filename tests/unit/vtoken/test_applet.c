@@ -11,59 +11,19 @@
 
 #include "common/crypto.h"
 
-struct fx {
-    struct vt_card *c;
-    struct cmn_scp host;
-};
-
-/* A card with the applet selected and a MAC+ENC channel open. */
-static int
-setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    struct cmn_keyset dev;
-
-    f->c = vt_new_card(CMN_SCP01, NULL);
-    vt_expect(f->c, VT_SELECT_COOLKEY, "9000");
-    cmn_keyset_developer(&dev, CMN_SCP01, 0x01);
-    vt_sc_open(f->c, &f->host, CMN_SCP01, 0x00, 0x03, &dev);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fx *f = *state;
-
-    cmn_scp_cleanup(&f->host);
-    vt_card_close(f->c);
-    free(f);
-    return 0;
-}
-
-static uint16_t
-sc(struct fx *f, uint8_t ins, uint8_t p1, uint8_t p2, const char *hex, uint8_t *r, size_t *rl)
-{
-    uint8_t d[256];
-    size_t n = hex != NULL ? vt_hex(hex, d, sizeof(d)) : 0;
-
-    return vt_sc_tx(f->c, &f->host, ins, p1, p2, d, n, r, rl);
-}
-
 static void
 test_applet_pin_tries_and_block(void **state)
 {
-    struct fx *f = *state;
+    struct vt_fx *f = *state;
     uint8_t r[16];
     size_t rl;
 
-    assert_int_equal(sc(f, 0x40, 0x00, 0x03, "31323334", NULL, NULL), 0x9000);
-    assert_int_equal(sc(f, 0x40, 0x00, 0x03, "31323334", NULL, NULL), 0x9C10); /* exists */
-    assert_int_equal(sc(f, 0x40, 0x01, 0x03, "313233", NULL, NULL), 0x9C0F);   /* too short */
-    assert_int_equal(sc(f, 0x40, 0x01, 0x03, "3132333435363738393031323334353637", NULL, NULL),
+    assert_int_equal(vt_fx_sc(f, 0x40, 0x00, 0x03, "31323334", NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x40, 0x00, 0x03, "31323334", NULL, NULL), 0x9C10); /* exists */
+    assert_int_equal(vt_fx_sc(f, 0x40, 0x01, 0x03, "313233", NULL, NULL), 0x9C0F);   /* too short */
+    assert_int_equal(vt_fx_sc(f, 0x40, 0x01, 0x03, "3132333435363738393031323334353637", NULL, NULL),
                      0x9C0F); /* 17 bytes */
-    assert_int_equal(sc(f, 0x40, 0x08, 0x03, "31323334", NULL, NULL), 0x9C10); /* no PIN 8 */
+    assert_int_equal(vt_fx_sc(f, 0x40, 0x08, 0x03, "31323334", NULL, NULL), 0x9C10); /* no PIN 8 */
     vt_expect(f->c, "B0 48 00 00 02", "00 01 9000");
     vt_expect(f->c, "B0 42 05 00 04 31 32 33 34", "9C10"); /* no such PIN */
     vt_expect(f->c, "B0 42 00 00 04 39 39 39 39", "9C02");
@@ -80,24 +40,24 @@ test_applet_pin_tries_and_block(void **state)
     vt_expect(f->c, "B0 42 00 00 04 31 32 33 34", "9C0C");
     vt_expect(f->c, "B0 4A 00 00 01", "00 9000");
     /* SET PIN by the RA unblocks with a new value */
-    assert_int_equal(sc(f, 0x04, 0x00, 0x00, "35363738", NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x04, 0x00, 0x00, "35363738", NULL, NULL), 0x9000);
     vt_expect(f->c, "B0 4A 00 00 01", "03 9000");
     vt_expect(f->c, "B0 42 00 00 04 31 32 33 34", "9C02");
     assert_int_equal(vt_txh(f->c, "B0 42 00 00 04 35 36 37 38", r, &rl), 0x9000);
     /* SET PIN and CREATE PIN need the RA */
     vt_expect(f->c, "B0 04 00 00 04 31 32 33 34", "9C06");
-    assert_int_equal(sc(f, 0x04, 0x03, 0x00, "35363738", NULL, NULL), 0x9C10); /* absent PIN */
+    assert_int_equal(vt_fx_sc(f, 0x04, 0x03, 0x00, "35363738", NULL, NULL), 0x9C10); /* absent PIN */
     vt_expect(f->c, "B0 40 01 03 0C 31 32 33 34 00 00 00 00 00 00 00 00", "9C06");
 }
 
 static void
 test_applet_change_pin_forms(void **state)
 {
-    struct fx *f = *state;
+    struct vt_fx *f = *state;
     uint8_t r[16];
     size_t rl;
 
-    assert_int_equal(sc(f, 0x40, 0x00, 0x05, "31323334", NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x40, 0x00, 0x05, "31323334", NULL, NULL), 0x9000);
     /* 1-byte lengths (the applet) */
     vt_expect(f->c, "B0 44 00 00 0A 04 31 32 33 34 04 35 35 35 35", "9000");
     assert_int_equal(vt_txh(f->c, "B0 42 00 00 04 35 35 35 35", r, &rl), 0x9000);
@@ -114,23 +74,23 @@ test_applet_change_pin_forms(void **state)
 static void
 test_applet_objects_acl_and_nonce(void **state)
 {
-    struct fx *f = *state;
+    struct vt_fx *f = *state;
     uint8_t r[300], nonce[8];
     size_t rl;
     char cmd[200];
 
     /* create with read FFFF, write 4000, delete 4000 */
-    assert_int_equal(sc(f, 0x5A, 0, 0, "63 31 00 00 00 00 01 2C FF FF 40 00 40 00", NULL, NULL),
+    assert_int_equal(vt_fx_sc(f, 0x5A, 0, 0, "63 31 00 00 00 00 01 2C FF FF 40 00 40 00", NULL, NULL),
                      0x9000);
-    assert_int_equal(sc(f, 0x5A, 0, 0, "6B 32 00 00 00 00 00 10 00 01 00 01 40 00", NULL, NULL),
+    assert_int_equal(vt_fx_sc(f, 0x5A, 0, 0, "6B 32 00 00 00 00 00 10 00 01 00 01 40 00", NULL, NULL),
                      0x9000);
     /* write by the RA, read back by anyone with the zero nonce */
-    assert_int_equal(sc(f, 0x54, 0, 0, "63 31 00 00 00 00 00 10 03 AA BB CC", NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x54, 0, 0, "63 31 00 00 00 00 00 10 03 AA BB CC", NULL, NULL), 0x9000);
     vt_expect(f->c, "B0 56 00 00 11 63 31 00 00 00 00 00 0F 04 00 00 00 00 00 00 00 00",
               "00 AA BB CC 9000");
     /* beyond the end: 9C0F; absent object: 9C07 */
     vt_expect(f->c, "B0 56 00 00 11 63 31 00 00 00 00 01 2A 04 00 00 00 00 00 00 00 00", "9C0F");
-    assert_int_equal(sc(f, 0x54, 0, 0, "63 31 00 00 00 00 01 2B 02 01 02", NULL, NULL), 0x9C0F);
+    assert_int_equal(vt_fx_sc(f, 0x54, 0, 0, "63 31 00 00 00 00 01 2B 02 01 02", NULL, NULL), 0x9C0F);
     vt_expect(f->c, "B0 56 00 00 11 63 39 00 00 00 00 00 00 04 00 00 00 00 00 00 00 00", "9C07");
     /* no write right with the default identity; no read right on k2 without PIN 0 */
     vt_expect(f->c, "B0 54 00 00 12 63 31 00 00 00 00 00 00 01 55 00 00 00 00 00 00 00 00",
@@ -141,7 +101,7 @@ test_applet_objects_acl_and_nonce(void **state)
     /* no room for a nonce */
     vt_expect(f->c, "B0 56 00 00 04 63 31 00 00", "6700");
     /* log in with PIN 0: k2 becomes readable and writable with the nonce */
-    assert_int_equal(sc(f, 0x40, 0x00, 0x05, "31323334", NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x40, 0x00, 0x05, "31323334", NULL, NULL), 0x9000);
     assert_int_equal(vt_txh(f->c, "B0 42 00 00 04 31 32 33 34", nonce, &rl), 0x9000);
     snprintf(cmd, sizeof(cmd),
              "B0 54 00 00 12 6B 32 00 00 00 00 00 00 01 77 %02X%02X%02X%02X%02X%02X%02X%02X",
@@ -166,23 +126,23 @@ test_applet_objects_acl_and_nonce(void **state)
     /* DELETE: the default identity lacks the right, the RA has it (the SELECT above ended
      * the secure channel: open a new one) */
     vt_expect(f->c, "B0 52 00 00 0C 63 31 00 00 00 00 00 00 00 00 00 00", "9C06");
-    assert_int_equal(sc(f, 0x52, 0, 0, "63 31 00 00", NULL, NULL), 0x6982);
+    assert_int_equal(vt_fx_sc(f, 0x52, 0, 0, "63 31 00 00", NULL, NULL), 0x6982);
     {
         struct cmn_keyset dev;
 
         cmn_keyset_developer(&dev, CMN_SCP01, 0x01);
         vt_sc_open(f->c, &f->host, CMN_SCP01, 0x00, 0x03, &dev);
     }
-    assert_int_equal(sc(f, 0x52, 0, 0, "63 31 00 00", NULL, NULL), 0x9000);
-    assert_int_equal(sc(f, 0x52, 0, 0, "63 31 00 00", NULL, NULL), 0x9C07);
+    assert_int_equal(vt_fx_sc(f, 0x52, 0, 0, "63 31 00 00", NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x52, 0, 0, "63 31 00 00", NULL, NULL), 0x9C07);
     /* CREATE OBJECT by the RA replaces; without the RA it is refused; memory is capped */
-    assert_int_equal(sc(f, 0x5A, 0, 0, "6B 32 00 00 00 00 00 20 FF FF 40 00 40 00", NULL, NULL),
+    assert_int_equal(vt_fx_sc(f, 0x5A, 0, 0, "6B 32 00 00 00 00 00 20 FF FF 40 00 40 00", NULL, NULL),
                      0x9000);
     vt_expect(f->c, "B0 58 00 00 0E", "6B 32 00 00 00 00 00 20 FF FF 40 00 40 00 9000");
     vt_expect(f->c, "B0 5A 00 00 16 7A 30 00 00 00 00 00 10 FF FF 40 00 40 00 "
                     "00 00 00 00 00 00 00 00",
               "9C06");
-    assert_int_equal(sc(f, 0x5A, 0, 0, "7A 30 00 00 00 00 7F 00 FF FF 40 00 40 00", NULL, NULL),
+    assert_int_equal(vt_fx_sc(f, 0x5A, 0, 0, "7A 30 00 00 00 00 7F 00 FF FF 40 00 40 00", NULL, NULL),
                      0x9C01);
     (void)r;
 }
@@ -190,22 +150,22 @@ test_applet_objects_acl_and_nonce(void **state)
 static void
 test_applet_status_and_misc(void **state)
 {
-    struct fx *f = *state;
+    struct vt_fx *f = *state;
     uint8_t r[300], issuer[224];
     size_t rl;
     char hex[224 * 2 + 1];
 
     vt_expect(f->c, "B0 F2 00 00 01", "07 9000");
     vt_expect(f->c, "B0 F2 00 00 04", "07 00 01 01 9000");
-    assert_int_equal(sc(f, 0xF0, 0x0E, 0x00, NULL, NULL, NULL), 0x9C0F);
-    assert_int_equal(sc(f, 0xF0, 0x0F, 0x00, NULL, NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0xF0, 0x0E, 0x00, NULL, NULL, NULL), 0x9C0F);
+    assert_int_equal(vt_fx_sc(f, 0xF0, 0x0F, 0x00, NULL, NULL, NULL), 0x9000);
     vt_expect(f->c, "B0 F2 00 00 01", "0F 9000");
     vt_expect(f->c, "B0 F0 07 00", "9C06"); /* only the RA sets it */
     /* issuer info: 224 bytes, zero padded */
     memset(issuer, 0, sizeof(issuer));
     memcpy(issuer, "http://lb:8080/tps/phoneHome", 28);
     assert_int_equal(cmn_hex_encode(issuer, 28, hex, sizeof(hex)), CMN_OK);
-    assert_int_equal(sc(f, 0xF4, 0, 0, hex, NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0xF4, 0, 0, hex, NULL, NULL), 0x9000);
     assert_int_equal(vt_txh(f->c, "B0 F6 00 00 E0", r, &rl), 0x9000);
     assert_int_equal(rl, 224);
     assert_memory_equal(r, issuer, 224);
@@ -215,28 +175,11 @@ test_applet_status_and_misc(void **state)
     assert_int_equal(rl, 16);
     vt_expect(f->c, "B0 FA 00 00 07", "40 00 40 00 40 00 00 9000");
     vt_expect(f->c, "B0 08 00 00 02 00 00", "6D00"); /* READ I/O BUFFER: not in v1.4 */
-    vt_expect(f->c, "B0 37 00 00", "6D00");
+    vt_expect(f->c, "B0 37 00 00", "6700"); /* ECC signature (test_ecc.c): no nonce */
     vt_expect(f->c, "00 CA 9F 7F 2D", "9000");
     vt_expect(f->c, "80 CA 9F 7F 2D", "6D00");
     vt_expect(f->c, "C0 3C 00 00 10", "6E00");
     vt_expect(f->c, "B0 3A 00 00 0B", "9000"); /* LIST KEYS: none */
-}
-
-/* Reads the I/O buffer as the TPS does (READ OBJECT FFFFFFFF in D0 chunks). */
-static size_t
-read_io(struct fx *f, size_t total, uint8_t *out)
-{
-    size_t off, rl;
-    char hex[40];
-
-    for (off = 0; off < total; off += rl) {
-        size_t n = total - off < 0xD0 ? total - off : 0xD0;
-
-        snprintf(hex, sizeof(hex), "FFFFFFFF %08zX %02zX", off, n);
-        assert_int_equal(sc(f, 0x56, 0, 0, hex, out + off, &rl), 0x9000);
-        assert_int_equal(rl, n);
-    }
-    return total;
 }
 
 static EVP_PKEY *
@@ -276,7 +219,7 @@ rsa_public_raw(EVP_PKEY *pk, const uint8_t *in, size_t n, uint8_t *out)
 }
 
 static EVP_PKEY *
-generate(struct fx *f, unsigned bits, uint8_t p1, uint8_t p2)
+generate(struct vt_fx *f, unsigned bits, uint8_t p1, uint8_t p2)
 {
     uint8_t r[8], io[1024], block[256];
     size_t rl, total, bl, ml, el, pl;
@@ -288,11 +231,11 @@ generate(struct fx *f, unsigned bits, uint8_t p1, uint8_t p2)
 
     /* §5.6: challenge 00..0F under DEV = F1D75E4F0D37C22CB8D54E6253BB40B1 */
     snprintf(hex, sizeof(hex), "80 %04X 00 00 10 F1D75E4F0D37C22CB8D54E6253BB40B1 00", bits);
-    assert_int_equal(sc(f, 0x0C, p1, p2, hex, r, &rl), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x0C, p1, p2, hex, r, &rl), 0x9000);
     assert_int_equal(rl, 2);
     total = (size_t)(r[0] << 8 | r[1]);
     assert_int_equal(total, bits == 1024 ? 0x10F : 0x20F);
-    read_io(f, total, io);
+    vt_fx_read_io(f, total, io);
     bl = (size_t)(io[0] << 8 | io[1]);
     blob = io + 2;
     assert_int_equal(blob[0], 0x00);
@@ -320,13 +263,13 @@ generate(struct fx *f, unsigned bits, uint8_t p1, uint8_t p2)
 static void
 test_applet_generate_key_and_sign(void **state)
 {
-    struct fx *f = *state;
+    struct vt_fx *f = *state;
     EVP_PKEY *pk;
     uint8_t nonce[8], in[128], r[300], back[128];
     size_t rl;
     struct cmn_apdu a;
 
-    assert_int_equal(sc(f, 0x40, 0x00, 0x7F, "70617373776F7264", NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x40, 0x00, 0x7F, "70617373776F7264", NULL, NULL), 0x9000);
     pk = generate(f, 1024, 0x02, 0x03);
     /* key ACLs of §3.4 */
     vt_expect(f->c, "B0 3A 00 00 0B", "02 03 03 04 00 00 00 40 00 00 01 9000");
@@ -381,13 +324,13 @@ test_applet_generate_key_and_sign(void **state)
     a.lc = 141;
     assert_int_equal(vt_sendapdu(f->c, &a, r, &rl), 0x9C06);
     /* GENERATE KEY failures: wrong length, algorithm, key size, without the RA */
-    assert_int_equal(sc(f, 0x0C, 0x02, 0x03, "80 0400 00 00 10 F1D75E4F0D37C22CB8D54E6253BB40B1",
+    assert_int_equal(vt_fx_sc(f, 0x0C, 0x02, 0x03, "80 0400 00 00 10 F1D75E4F0D37C22CB8D54E6253BB40B1",
                         NULL, NULL),
                      0x6700);
-    assert_int_equal(sc(f, 0x0C, 0x02, 0x03,
+    assert_int_equal(vt_fx_sc(f, 0x0C, 0x02, 0x03,
                         "82 0400 00 00 10 F1D75E4F0D37C22CB8D54E6253BB40B1 00", NULL, NULL),
                      0x9C09);
-    assert_int_equal(sc(f, 0x0C, 0x02, 0x03,
+    assert_int_equal(vt_fx_sc(f, 0x0C, 0x02, 0x03,
                         "80 0300 00 00 10 F1D75E4F0D37C22CB8D54E6253BB40B1 00", NULL, NULL),
                      0x9C0F);
     vt_expect(f->c, "B0 0C 02 03 17 80 04 00 00 00 10 F1 D7 5E 4F 0D 37 C2 2C B8 D5 4E 62 53 BB "
@@ -400,7 +343,7 @@ test_applet_generate_key_and_sign(void **state)
 static void
 test_applet_compute_crypt_io_buffer(void **state)
 {
-    struct fx *f = *state;
+    struct vt_fx *f = *state;
     EVP_PKEY *pk;
     uint8_t nonce[8], in[256], out[256], r[300];
     size_t rl;
@@ -459,7 +402,7 @@ test_applet_compute_crypt_io_buffer(void **state)
         cmn_keyset_developer(&dev, CMN_SCP01, 0x01);
         vt_sc_open(f->c, &f->host, CMN_SCP01, 0x00, 0x03, &dev);
     }
-    assert_int_equal(sc(f, 0x55, 0, 0, "04", NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x55, 0, 0, "04", NULL, NULL), 0x9000);
     vt_expect(f->c, "B0 3A 00 00 0B", "04 03 05 08 00 00 00 40 00 FF FF 9000");
     vt_expect(f->c, "B0 3A 01 00 0B", "9000");
     EVP_PKEY_free(pk);
@@ -469,7 +412,7 @@ test_applet_compute_crypt_io_buffer(void **state)
 static void
 test_applet_import_key_encrypted(void **state)
 {
-    struct fx *f = *state;
+    struct vt_fx *f = *state;
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
     PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
     unsigned char *der = NULL;
@@ -500,13 +443,13 @@ test_applet_import_key_encrypted(void **state)
     memset(obj + 4 + dl, (int)pad, pad);
     assert_int_equal(cmn_crypto_des3_cbc(tk, 16, iv, true, obj + 4, n, obj + 4), CMN_OK);
     snprintf(hex, sizeof(hex), "FF00FFF3 %08zX FFFF40004000", 4 + n);
-    assert_int_equal(sc(f, 0x5A, 0, 0, hex, NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x5A, 0, 0, hex, NULL, NULL), 0x9000);
     for (off = 0; off < 4 + n; off += 0xD0) {
         size_t c = 4 + n - off < 0xD0 ? 4 + n - off : 0xD0, p;
 
         p = (size_t)snprintf(hex, sizeof(hex), "FF00FFF3 %08zX %02zX", off, c);
         assert_int_equal(cmn_hex_encode(obj + off, c, hex + p, sizeof(hex) - p), CMN_OK);
-        assert_int_equal(sc(f, 0x54, 0, 0, hex, NULL, NULL), 0x9000);
+        assert_int_equal(vt_fx_sc(f, 0x54, 0, 0, hex, NULL, NULL), 0x9000);
     }
     /* a wrong KCV is refused */
     {
@@ -518,15 +461,15 @@ test_applet_import_key_encrypted(void **state)
         snprintf(cmd + p, sizeof(cmd) - p, " 03 %02X%02X%02X 08 %02X%02X%02X%02X%02X%02X%02X%02X",
                  kcv[0] ^ 1, kcv[1], kcv[2], iv[0], iv[1], iv[2], iv[3], iv[4], iv[5], iv[6],
                  iv[7]);
-        assert_int_equal(sc(f, 0x0A, 0x06, 0x07, cmd, NULL, NULL), 0x6A80);
+        assert_int_equal(vt_fx_sc(f, 0x0A, 0x06, 0x07, cmd, NULL, NULL), 0x6A80);
         cmd[p + 4] = "0123456789ABCDEF"[kcv[0] >> 4];
         cmd[p + 5] = "0123456789ABCDEF"[kcv[0] & 15];
-        assert_int_equal(sc(f, 0x0A, 0x06, 0x07, cmd, NULL, NULL), 0x9000);
+        assert_int_equal(vt_fx_sc(f, 0x0A, 0x06, 0x07, cmd, NULL, NULL), 0x9000);
     }
     /* the object is zeroed; the imported key signs for PIN 0 */
     vt_expect(f->c, "B0 56 00 00 11 FF 00 FF F3 00 00 00 00 04 00 00 00 00 00 00 00 00",
               "00 00 00 00 9000");
-    assert_int_equal(sc(f, 0x40, 0x00, 0x7F, "31323334", NULL, NULL), 0x9000);
+    assert_int_equal(vt_fx_sc(f, 0x40, 0x00, 0x7F, "31323334", NULL, NULL), 0x9000);
     assert_int_equal(vt_txh(f->c, "B0 42 00 00 04 31 32 33 34", nonce, &rl), 0x9000);
     memset(in, 0x11, sizeof(in));
     in[0] = 0x00;
@@ -553,13 +496,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_applet_pin_tries_and_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_applet_change_pin_forms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_applet_objects_acl_and_nonce, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_applet_status_and_misc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_applet_generate_key_and_sign, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_applet_compute_crypt_io_buffer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_applet_import_key_encrypted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_applet_pin_tries_and_block, vt_fx_setup, vt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_applet_change_pin_forms, vt_fx_setup, vt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_applet_objects_acl_and_nonce, vt_fx_setup, vt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_applet_status_and_misc, vt_fx_setup, vt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_applet_generate_key_and_sign, vt_fx_setup, vt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_applet_compute_crypt_io_buffer, vt_fx_setup, vt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_applet_import_key_encrypted, vt_fx_setup, vt_fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -146,4 +146,64 @@ vt_new_card(enum cmn_scp_proto proto, const char *const *settings)
 #define VT_SELECT_COOLKEY "00A4040007627601FF000000"
 #define VT_SELECT_ISD "00A4040007A0000000030000"
 
+/* A card with the applet selected and a MAC+ENC SCP01 channel open under the developer keys:
+ * the fixture of the applet tests (cmocka setup/teardown). */
+struct vt_fx {
+    struct vt_card *c;
+    struct cmn_scp host;
+};
+
+static inline int
+vt_fx_setup(void **state)
+{
+    struct vt_fx *f = calloc(1, sizeof(*f));
+    struct cmn_keyset dev;
+
+    f->c = vt_new_card(CMN_SCP01, NULL);
+    vt_expect(f->c, VT_SELECT_COOLKEY, "9000");
+    cmn_keyset_developer(&dev, CMN_SCP01, 0x01);
+    vt_sc_open(f->c, &f->host, CMN_SCP01, 0x00, 0x03, &dev);
+    *state = f;
+    return 0;
+}
+
+static inline int
+vt_fx_teardown(void **state)
+{
+    struct vt_fx *f = *state;
+
+    cmn_scp_cleanup(&f->host);
+    vt_card_close(f->c);
+    free(f);
+    return 0;
+}
+
+/* One secure command with hex data (NULL: none). [out] r, *rl. The status word. */
+static inline uint16_t
+vt_fx_sc(struct vt_fx *f, uint8_t ins, uint8_t p1, uint8_t p2, const char *hex, uint8_t *r,
+         size_t *rl)
+{
+    uint8_t d[256];
+    size_t n = hex != NULL ? vt_hex(hex, d, sizeof(d)) : 0;
+
+    return vt_sc_tx(f->c, &f->host, ins, p1, p2, d, n, r, rl);
+}
+
+/* Reads the I/O buffer as the TPS does (READ OBJECT FFFFFFFF in D0 chunks). Returns total. */
+static inline size_t
+vt_fx_read_io(struct vt_fx *f, size_t total, uint8_t *out)
+{
+    size_t off, rl;
+    char hex[40];
+
+    for (off = 0; off < total; off += rl) {
+        size_t n = total - off < 0xD0 ? total - off : 0xD0;
+
+        snprintf(hex, sizeof(hex), "FFFFFFFF %08zX %02zX", off, n);
+        assert_int_equal(vt_fx_sc(f, 0x56, 0, 0, hex, out + off, &rl), 0x9000);
+        assert_int_equal(rl, n);
+    }
+    return total;
+}
+
 #endif

@@ -99,6 +99,12 @@ struct tps_ca {
     size_t n;
 };
 
+const struct fo_list *
+tps_ca_list(const struct tps_ca *ca)
+{
+    return ca->all;
+}
+
 /* ---- small helpers -------------------------------------------------------------------- */
 
 const char *

@@ -66,6 +66,8 @@ enum tps_rc tps_ca_new(const struct cmn_cfg *cfg, const char *id, struct tps_ca 
                        char *err, size_t errlen);
 /* NULL does nothing. Only after every call through it has returned. */
 void tps_ca_free(struct tps_ca *ca);
+/* The connector's failover list of every clone (for /metrics). */
+const struct fo_list *tps_ca_list(const struct tps_ca *ca);
 /* "ca1" (borrowed). */
 const char *tps_ca_id(const struct tps_ca *ca);
 

@@ -241,6 +241,11 @@ struct tps_enroll_backends;
 enum tps_rc tps_enroll_backends_new(const struct cmn_cfg *cfg, struct tps_enroll_backends **out,
                                     char *err, size_t errlen);
 void tps_enroll_backends_free(struct tps_enroll_backends *b);
+/* Calls fn for every CA and KRA connector: its id and failover list (for /metrics). */
+struct fo_list;
+void tps_enroll_backends_lists(const struct tps_enroll_backends *b,
+                               void (*fn)(void *arg, const char *id, const struct fo_list *l),
+                               void *arg);
 /* Ops over tps_ca_* / tps_kra_*; ops_arg is the struct tps_enroll_backends. transport is
  * the serversideKeygen fields of the open channel (s->srvkg, from gateway/tks.c). */
 extern const struct tps_enroll_ops tps_enroll_backends_ops;

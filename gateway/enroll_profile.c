@@ -659,6 +659,17 @@ tps_enroll_backends_new(const struct cmn_cfg *cfg, struct tps_enroll_backends **
 }
 
 void
+tps_enroll_backends_lists(const struct tps_enroll_backends *b,
+                          void (*fn)(void *arg, const char *id, const struct fo_list *l),
+                          void *arg)
+{
+    for (size_t i = 0; b != NULL && i < b->nca; i++)
+        fn(arg, tps_ca_id(b->ca[i]), tps_ca_list(b->ca[i]));
+    for (size_t i = 0; b != NULL && i < b->nkra; i++)
+        fn(arg, tps_kra_id(b->kra[i]), tps_kra_list(b->kra[i]));
+}
+
+void
 tps_enroll_backends_free(struct tps_enroll_backends *b)
 {
     if (b == NULL)

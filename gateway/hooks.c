@@ -332,6 +332,12 @@ add_auth(void *arg, const char *child)
     return true;
 }
 
+const struct tps_enroll_backends *
+tps_hooks_backends(const struct tps_hooks *h)
+{
+    return h->be;
+}
+
 void
 tps_hooks_tokendb_conf(const struct cmn_cfg *cc, struct tps_tokendb_conf *tc)
 {

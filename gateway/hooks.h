@@ -18,6 +18,8 @@ struct tps_hooks;
 enum tps_rc tps_hooks_new(const struct tps_config *cfg, struct tps_hooks **out, char *err,
                           size_t errlen);
 void tps_hooks_free(struct tps_hooks *h);
+/* The CA and KRA connectors the operations use (borrowed; NULL when none). */
+const struct tps_enroll_backends *tps_hooks_backends(const struct tps_hooks *h);
 
 /* The token DB configuration the tokendb.*, tps.instanceId, tps.operations.* and
  * tokenservice.status.unformatted.* keys describe (strings borrowed from cc). */

@@ -72,6 +72,12 @@ struct tps_kra {
     struct fo_list *all;
 };
 
+const struct fo_list *
+tps_kra_list(const struct tps_kra *k)
+{
+    return k->all;
+}
+
 const char *
 tps_kra_outcome_name(enum tps_kra_outcome o)
 {

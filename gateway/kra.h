@@ -29,6 +29,8 @@ struct tps_kra; /* one connector: immutable, shared by all workers */
 enum tps_rc tps_kra_new(const struct cmn_cfg *cfg, const char *id, struct tps_kra **out,
                         char *err, size_t errlen);
 void tps_kra_free(struct tps_kra *k); /* NULL does nothing */
+/* The connector's failover list (for /metrics). */
+const struct fo_list *tps_kra_list(const struct tps_kra *k);
 const char *tps_kra_id(const struct tps_kra *k);
 
 enum tps_kra_outcome {

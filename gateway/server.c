@@ -35,6 +35,7 @@
 #include "gateway/admin_setup.h"
 #include "gateway/ca.h"
 #include "gateway/config.h"
+#include "gateway/enroll.h"
 #include "gateway/hooks.h"
 #include "gateway/lb.h"
 #include "gateway/officer.h"
@@ -255,6 +256,15 @@ admin_new(struct tps_server *srv, char *err, size_t errlen)
     return TPS_OK;
 }
 
+/* /metrics shows every CA and KRA connector's list next to the TKS's. */
+static void
+add_list(void *arg, const char *id, const struct fo_list *l)
+{
+    if (l != NULL && tps_lb_add_list(arg, id, l) != TPS_OK)
+        CMN_LOG(CMN_LOG_WARN, "lb.lists", NULL, "list=%s msg=\"more than %d failover lists: "
+                "not in /metrics\"", id, TPS_LB_MAX_LISTS);
+}
+
 enum tps_rc
 tps_server_check_admin(const struct tps_config *cfg, char *err, size_t errlen)
 {
@@ -308,6 +318,7 @@ tps_server_new(const struct tps_config *cfg, struct tps_server **out, char *err,
         goto fail;
     if (srv->tks->list != NULL)
         (void)tps_lb_add_list(srv->lb, "tks1", srv->tks->list);
+    tps_enroll_backends_lists(tps_hooks_backends(srv->hooks), add_list, srv->lb);
     tps_lb_on_drain(srv->lb, drain_command, NULL);
     if (tps_cfg_isset(cfg, "service.securePort")) {
         rc = make_ssl_ctx(srv, err, errlen);

@@ -45,6 +45,11 @@ grep -q "^tpsgw_operations_total{instance=\"tps1\",op=\"format\",result=\"succes
     || it_fail "metrics do not count tps1's $n1 formats: $(grep operations_total "$W/metrics1")"
 grep -q '^tpsgw_backend_requests_total{instance="tps1",list="tks1",clone=' "$W/metrics1" \
     || it_fail "no per-clone TKS counters in /metrics"
+# the CA and KRA connectors' lists are there too, with both clones each
+for l in ca1 drm1; do
+    [ "$(grep -c "^tpsgw_backend_requests_total{instance=\"tps1\",list=\"$l\",clone=" "$W/metrics1")" = 2 ] \
+        || it_fail "no per-clone counters of $l in /metrics: $(grep backend_requests "$W/metrics1")"
+done
 it_log "spread: tps1=$n1 tps2=$n2"
 
 # ---- 3. tpsgw 1 dies (SIGKILL) while operations run

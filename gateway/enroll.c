@@ -19,6 +19,7 @@
 #include "common/tpsmsg.h"
 #include "gateway/config.h"
 #include "gateway/enroll_int.h"
+#include "gateway/issuer.h"
 #include "gateway/keychange.h"
 #include "gateway/keygen.h"
 #include "gateway/pinreset.h"
@@ -977,6 +978,7 @@ tps_enroll_run(struct tps_session *s, const struct tps_enroll_env *ee)
     enum tps_token_status prev_status;
     enum tps_rc rc;
     size_t o = 0;
+    bool issuer_rewritten = false;
 
     memset(&d, 0, sizeof(d));
     memset(sl, 0, sizeof(sl));
@@ -1057,6 +1059,9 @@ tps_enroll_run(struct tps_session *s, const struct tps_enroll_env *ee)
     }
     if (!s->channel_open)
         rc = tps_enroll_applet_channel(s, OP, kc_store(s, ee, &d, &kct, &kcs));
+    /* the phone-home URL, in the same channel, before the objects (tokendb-ha §4.1) */
+    if (rc == TPS_OK && tps_cfg_op_bool(cfg, OP, s->tok.type, "issuerinfo.enable"))
+        rc = tps_issuer_info_set(s, OP, &issuer_rewritten);
     if (rc == TPS_OK)
         rc = tps_session_progress(s, 92, "PROGRESS_WRITE_OBJECTS");
     if (rc == TPS_OK)
@@ -1094,7 +1099,8 @@ tps_enroll_run(struct tps_session *s, const struct tps_enroll_env *ee)
     }
 out:
     /* What the activity says: every serial with its fate. */
-    o = (size_t)snprintf(msg, sizeof(msg), "%s", rc == TPS_OK ? "token enrolled" : s->why);
+    o = (size_t)snprintf(msg, sizeof(msg), "%s%s", rc == TPS_OK ? "token enrolled" : s->why,
+                         issuer_rewritten ? "; issuer info rewritten" : "");
     for (size_t i = 0; p != NULL && i < p->n && o < sizeof(msg); i++)
         if (sl[i].k != NULL && sl[i].serial[0])
             o += (size_t)snprintf(msg + o, sizeof(msg) - o, "; %s %s %s%s", sl[i].k->key_type,

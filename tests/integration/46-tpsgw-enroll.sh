@@ -40,6 +40,9 @@ CARD=$W/cards/card-$CUID.vtoken
 [ -f "$CARD" ] || it_fail "no card state $CARD: $(ls "$W/cards")"
 "$BUILD/bin/vtoken" --show "$CARD" >"$W/show.txt" 2>&1
 grep -q 'life cycle 0F' "$W/show.txt" || it_fail "card not personalised: $(cat "$W/show.txt")"
+# enroll wrote the phone-home URL (op.enroll.userKey.issuerinfo.*), $cuid$ expanded
+grep -q "issuer *\"http://127.0.0.1/tps/phoneHome?cuid=$CUID\"" "$W/show.txt" \
+    || it_fail "enroll did not write the issuer info: $(grep issuer "$W/show.txt")"
 it_pcscd_start pcscd
 it_vtoken_start vt "$CARD" 0
 it_pcsc_wait_card 0 10

@@ -153,6 +153,8 @@ op.enroll.userKey.pinReset.pin.minLen=4
 op.enroll.userKey.pinReset.pin.maxLen=10
 op.pinReset.userKey.pinReset.pin.minLen=4
 op.pinReset.userKey.pinReset.pin.maxLen=10
+op.enroll.userKey.issuerinfo.enable=true
+op.enroll.userKey.issuerinfo.value=http://127.0.0.1/tps/phoneHome?cuid=$cuid$
 CFG
     [ -z "${TPSGW_EXTRA_CFG:-}" ] || printf '%s\n' "$TPSGW_EXTRA_CFG"
 } >"$W/tpsgw.cfg"

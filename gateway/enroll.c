@@ -582,7 +582,7 @@ kc_store(struct tps_session *s, const struct tps_enroll_env *ee, struct dbstate 
         return NULL;
     *ctx = (struct tps_keychange_tdb){.db = ee->tdb, .tok = &d->tok, .lease = &d->lease,
                                       .user = s->user, .ip = s->client_ip,
-                                      .token_type = s->tok.type};
+                                      .token_type = s->tok.type, .officer = s->officer};
     tps_keychange_tdb_store(ctx, st);
     return st;
 }
@@ -629,6 +629,7 @@ activity(struct tps_session *s, const struct tps_enroll_env *ee, bool ok, const 
         .ip = s->client_ip,
         .msg = msg,
         .type = s->tok.type,
+        .officer = s->officer,
     };
 
     if (ee->tdb != NULL && tps_tokendb_activity_add(ee->tdb, &a, NULL, 0) != TPS_TDB_OK)

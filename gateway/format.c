@@ -347,6 +347,7 @@ db_record(struct tps_session *s, bool success, bool issuer_rewritten)
         .client_ip = s->client_ip,
         .new_status = "FORMATTED",
         .success = success,
+        .officer = s->officer,
         .message = !success           ? s->why
                    : issuer_rewritten ? "token formatted; issuer info rewritten"
                                       : "token formatted",

@@ -173,6 +173,7 @@ h_record(void *db, const struct tps_db_result *res, char *err, size_t errlen)
         .ip = res->client_ip,
         .msg = res->message,
         .type = nonempty(res->token_type),
+        .officer = res->officer,
     };
     enum tps_tdb_rc r = TPS_TDB_OK;
 

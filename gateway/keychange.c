@@ -88,6 +88,7 @@ tdb_activity(void *arg, const char *cuid, bool success, const char *msg, char *e
         .ip = c->ip,
         .msg = msg,
         .type = c->token_type != NULL && c->token_type[0] ? c->token_type : NULL,
+        .officer = c->officer,
     };
     enum tps_tdb_rc r = tps_tokendb_activity_add(c->db, &a, NULL, 0);
 

@@ -47,6 +47,7 @@ struct tps_keychange_tdb {
     struct tps_token *tok;
     const struct tps_token_lease *lease; /* NULL: writes asserted on `modified` only */
     const char *user, *ip, *token_type;
+    const char *officer; /* the security officer acting on the card, "" or NULL: none */
 };
 /* Fills *out with callbacks over ctx (borrowed until the changeover ends). */
 void tps_keychange_tdb_store(struct tps_keychange_tdb *ctx, struct tps_keychange_store *out);

@@ -95,6 +95,7 @@ activity(struct tps_session *s, const struct tps_enroll_env *ee, bool ok)
         .ip = s->client_ip,
         .msg = ok ? "PIN reset" : s->why,
         .type = s->tok.type,
+        .officer = s->officer,
     };
 
     if (ee->tdb != NULL && tps_tokendb_activity_add(ee->tdb, &a, NULL, 0) != TPS_TDB_OK)
@@ -179,7 +180,7 @@ tps_pinreset_run(struct tps_session *s, const struct tps_enroll_env *ee)
     if (rc == TPS_OK) {
         struct tps_keychange_tdb kct = {.db = ee->tdb, .tok = &tok, .lease = &lease,
                                         .user = s->user, .ip = s->client_ip,
-                                        .token_type = s->tok.type};
+                                        .token_type = s->tok.type, .officer = s->officer};
         struct tps_keychange_store kcs;
 
         if (leased)

@@ -47,6 +47,7 @@ struct tps_db_result {
     const char *new_status; /* status the token enters on success */
     bool success;
     const char *message; /* activity text */
+    const char *officer; /* the security officer acting on the card, "" or NULL: none */
 };
 
 struct tps_db_ops {

@@ -3026,19 +3026,24 @@ tps_tokendb_activity_add(struct tps_tokendb *db, const struct tps_token_activity
                          size_t cn_size)
 {
     struct mods ms;
-    char now[16];
+    char now[16], msg[1024];
     enum tps_tdb_rc rc;
     const struct {
         const char *type, *v;
     } f[] = {
         {"tokenOp", a->op},          {"tokenResult", a->result}, {"tokenID", a->cuid},
-        {"tokenUserID", a->user_id}, {"tokenIP", a->ip},         {"tokenMsg", a->msg},
+        {"tokenUserID", a->user_id}, {"tokenIP", a->ip},         {"tokenMsg", msg},
         {"tokenType", a->type},
     };
 
     tps_ldap_conn_clearerr(db->conn);
     if (a->op == NULL || a->op[0] == '\0' || a->result == NULL || a->result[0] == '\0')
         return TPS_TDB_EINVAL;
+    if (a->officer != NULL && a->officer[0] != '\0')
+        snprintf(msg, sizeof(msg), "%s%sofficer %s", a->msg != NULL ? a->msg : "",
+                 a->msg != NULL && a->msg[0] != '\0' ? "; " : "", a->officer);
+    else
+        snprintf(msg, sizeof(msg), "%s", a->msg != NULL ? a->msg : "");
     tps_tdb_utc(time(NULL), now, sizeof(now));
     mods_init(&ms);
     mods_str(&ms, LDAP_MOD_ADD, "objectClass", "top");

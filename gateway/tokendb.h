@@ -426,6 +426,8 @@ struct tps_token_activity {
     const char *op;     /* tokenOp: format, enrollment, pin_reset, key_changeover ... */
     const char *result; /* tokenResult: success / failure */
     const char *cuid, *user_id, *ip, *msg, *type;
+    const char *officer; /* uid of the security officer who ran it, NULL/"": none; the schema
+                          * has no attribute for it, so tokenMsg ends "; officer <uid>" */
 };
 /* Adds one activity entry under a collision-free cn (§1.6). [out] cn_out (may be NULL). */
 enum tps_tdb_rc tps_tokendb_activity_add(struct tps_tokendb *db, const struct tps_token_activity *a,

@@ -105,6 +105,12 @@ last_end $C1 | grep -q "op=enroll .*user=alice officer=officer1 type=userKey .*r
     || it_fail "enroll audit: $(last_end $C1)"
 [ "$(token_attr $C1 tokenStatus)" = ACTIVE ] || it_fail "token $C1 not ACTIVE"
 [ "$(token_attr $C1 tokenUserID)" = alice ] || it_fail "token $C1 user"
+# the token DB activities of both operations name the officer
+for op in format enrollment; do
+    ldq "ou=Activities,$BASEDN" "(&(tokenID=$C1)(tokenOp=$op)(tokenResult=success))" tokenMsg \
+        | grep -q '^tokenMsg: .*; officer officer1$' \
+        || it_fail "the $op activity does not name the officer: $(ldq "ou=Activities,$BASEDN" "(tokenID=$C1)" tokenOp tokenMsg)"
+done
 
 # ---- 2. a staff user outside the officers group: status 26 for format and enroll
 so 10 $C2 clerk so format-user

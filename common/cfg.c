@@ -858,6 +858,18 @@ decl_of(const struct cmn_cfg *c, const char *key)
     return c ? decl_find((const struct cmn_cfg_key *const *)c->tables, key) : NULL;
 }
 
+const struct cmn_cfg_key *
+cmn_cfg_decl(const struct cmn_cfg *c, const char *key)
+{
+    return decl_of(c, key);
+}
+
+const struct cmn_cfg_key *const *
+cmn_cfg_tables(const struct cmn_cfg *c)
+{
+    return c ? (const struct cmn_cfg_key *const *)c->tables : NULL;
+}
+
 const char *
 cmn_cfg_str(const struct cmn_cfg *c, const char *key)
 {

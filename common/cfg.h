@@ -126,6 +126,12 @@ enum cmn_rc cmn_cfg_hostlist(const struct cmn_cfg *c, const char *key,
 enum cmn_rc cmn_cfg_secret_read(const struct cmn_cfg *c, const char *key, uint8_t *out,
                                 size_t out_size, size_t *out_len);
 
+/* The declaration `key` matches (an exact name first, then patterns in table order), NULL when
+ * none does; and the NULL-terminated table list the snapshot was validated against. Both are
+ * borrowed from the static tables. Thread-safe. */
+const struct cmn_cfg_key *cmn_cfg_decl(const struct cmn_cfg *c, const char *key);
+const struct cmn_cfg_key *const *cmn_cfg_tables(const struct cmn_cfg *c);
+
 /* Where a key was set, for cross-key error messages: writes "file:line" (or "file" when the
  * key is absent) into out. Returns out. */
 const char *cmn_cfg_where(const struct cmn_cfg *c, const char *key, char *out, size_t out_size);

@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/tpsmsg.h"
 #include "gateway/config.h"
+#include "gateway/instances.h"
 #include "gateway/tokendb.h"
 
 const struct cmn_cfg_key tps_lb_cfg_keys[] = {
@@ -84,6 +85,14 @@ const struct cmn_cfg_key tps_lb_cfg_keys[] = {
      .doc = "ms an operation waits for another instance's lease on its token to expire (an "
             "instance that died mid-operation); with a short tokendb.leaseSeconds the client's "
             "retry through the balancer succeeds (ours, docs/ha.md)"},
+    {.name = "lb.instanceRefresh",
+     .type = CFG_UINT,
+     .min = 0,
+     .max = 3600,
+     .def = 10,
+     .doc = "s between refreshes of this instance's configuration digest in the token DB "
+            "(cn=<tps.instanceId>,ou=Instances); an instance whose configuration is older than "
+            "a live peer's answers drain; 0 = no digest check (ours, docs/ha.md)"},
     {.name = "lb.publicURL",
      .type = CFG_STR,
      .defstr = "",
@@ -158,6 +167,7 @@ struct tps_lb {
     struct db_probe *dbp;
     struct tcp_probe *tcp[TPS_LB_MAX_CHECKS];
     size_t ntcp;
+    struct tps_inst *inst; /* configuration-digest check; NULL: off (runs on the health thread) */
 
     pthread_mutex_t lock; /* guards ready, evaluated, reason, checks[].up */
     bool ready;
@@ -362,11 +372,14 @@ tps_lb_xff_client(const char *xff, char *out, size_t cap)
 /* ---- agent text ---- */
 
 void
-tps_lb_agent_line(bool draining, bool ready, const char *reason, unsigned live,
+tps_lb_agent_line(bool draining, bool cfg_mismatch, bool ready, const char *reason, unsigned live,
                   unsigned max_sessions, char *out, size_t cap)
 {
     if (draining) {
         snprintf(out, cap, "drain\n");
+    } else if (ready && cfg_mismatch) {
+        /* "up" ends an earlier "down" of ours, so HAProxy shows DRAIN, not DOWN */
+        snprintf(out, cap, "up drain\n");
     } else if (!ready) {
         char r[101];
         size_t k = 0;
@@ -798,6 +811,8 @@ tps_lb_new_from_config(const struct tps_config *cfg, struct tps_lb **out, char *
     }
     if (tps_cfg_isset(cfg, "tokendb.hostport")) {
         rc = add_db_probe(lb, cfg, err, errlen);
+        if (rc == TPS_OK)
+            rc = tps_inst_new(cfg, lb->probe_ms, &lb->inst, err, errlen);
         if (rc != TPS_OK)
             goto fail;
     }
@@ -834,6 +849,7 @@ tps_lb_evaluate(struct tps_lb *lb)
             snprintf(why, sizeof(why), "%.63s: %.180s", lb->checks[i].name, one);
         }
     }
+    tps_inst_tick(lb->inst); /* every lb.instanceRefresh s; keeps its verdict on LDAP errors */
     pthread_mutex_lock(&lb->lock);
     for (size_t i = 0; i < lb->nchecks; i++)
         lb->checks[i].up = up[i];
@@ -891,8 +907,8 @@ tps_lb_agent_text(struct tps_lb *lb, char *out, size_t cap)
     ready = lb->ready && lb->evaluated;
     snprintf(why, sizeof(why), "%s", lb->reason);
     pthread_mutex_unlock(&lb->lock);
-    tps_lb_agent_line(atomic_load(&lb->draining), ready, why, atomic_load(&lb->live),
-                      lb->max_sessions, out, cap);
+    tps_lb_agent_line(atomic_load(&lb->draining), tps_inst_mismatch(lb->inst, NULL, 0), ready,
+                      why, atomic_load(&lb->live), lb->max_sessions, out, cap);
 }
 
 /* Sends everything within 1 s per write; false on error or timeout. */
@@ -975,13 +991,21 @@ serve_status(struct tps_lb *lb, int fd, bool from_loopback)
         status = 405;
         (void)cmn_buf_puts(&body, "method not allowed\n");
     } else if (strcmp(path, "/health") == 0) {
-        char why[TPS_LB_REASON_MAX];
+        char why[TPS_LB_REASON_MAX], cfg[TPS_LB_REASON_MAX];
         bool ok = tps_lb_ready(lb, why, sizeof(why));
+        bool mismatch = tps_inst_mismatch(lb->inst, cfg, sizeof(cfg));
         /* Draining stays 200: the agent's "drain" is HAProxy's signal (state DRAIN, running
-         * sessions untouched); a 503 here would turn a planned drain into a DOWN alarm. */
+         * sessions untouched); a 503 here would turn a planned drain into a DOWN alarm. The
+         * configuration mismatch is such a drain too. */
         status = ok ? 200 : 503;
-        (void)cmn_buf_printf(&body, "%s%s\n", ok ? "ok" : "not ready: ",
-                             ok ? (tps_lb_draining(lb) ? " draining" : "") : why);
+        if (!ok)
+            (void)cmn_buf_printf(&body, "not ready: %s\n", why);
+        else if (tps_lb_draining(lb))
+            (void)cmn_buf_puts(&body, "ok draining\n");
+        else if (mismatch)
+            (void)cmn_buf_printf(&body, "ok draining (%s)\n", cfg);
+        else
+            (void)cmn_buf_puts(&body, "ok\n");
     } else if (strcmp(path, "/metrics") == 0) {
         ctype = "text/plain; version=0.0.4";
         if (tps_lb_metrics(lb, &body) != TPS_OK) {
@@ -1164,6 +1188,7 @@ tps_lb_free(struct tps_lb *lb)
     for (int i = 0; i < 2; i++)
         if (lb->wake[i] >= 0)
             close(lb->wake[i]);
+    tps_inst_free(lb->inst); /* the health thread that used it has ended */
     if (lb->dbp != NULL) {
         tps_ldap_conn_free(lb->dbp->conn);
         tps_ldap_target_free(lb->dbp->target);
@@ -1374,6 +1399,10 @@ tps_lb_metrics(struct tps_lb *lb, struct cmn_buf *out)
     PUT("# HELP tpsgw_draining 1 while draining.\n# TYPE tpsgw_draining gauge\n"
         "tpsgw_draining{instance=\"%s\"} %d\n",
         inst, tps_lb_draining(lb) ? 1 : 0);
+    PUT("# HELP tpsgw_config_mismatch 1 while a live peer has a newer configuration digest "
+        "(the agent says drain).\n# TYPE tpsgw_config_mismatch gauge\n"
+        "tpsgw_config_mismatch{instance=\"%s\"} %d\n",
+        inst, tps_inst_mismatch(lb->inst, NULL, 0) ? 1 : 0);
     PUT("# HELP tpsgw_check_up Last result of each readiness check.\n"
         "# TYPE tpsgw_check_up gauge\n");
     for (size_t i = 0; i < lb->nchecks; i++) {

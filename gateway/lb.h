@@ -52,13 +52,15 @@ enum tps_rc tps_lb_xff_client(const char *xff, char *out, size_t cap);
 
 /* The agent-check answer (HAProxy 2.6 words, test-environment "agent traps"), one line ending
  * in "\n", into out:
- *   draining          "drain\n"
+ *   draining          "drain\n" (SIGTERM, POST /drain)
  *   !ready            "down #<reason>\n" (reason reduced to printable ASCII, at most 100 bytes)
+ *   cfg_mismatch      "up drain\n": a live peer has a newer configuration (gateway/instances.h);
+ *                     "up" ends an earlier "down" of ours
  *   otherwise         "up ready <pct>%\n", pct = free sessions * 100 / max_sessions, at least
  *                     1 while a session is free and 0 when none is (weight 0: no new sessions)
  * `drain` holds in HAProxy until `ready`, which the healthy answer carries. */
-void tps_lb_agent_line(bool draining, bool ready, const char *reason, unsigned live,
-                       unsigned max_sessions, char *out, size_t cap);
+void tps_lb_agent_line(bool draining, bool cfg_mismatch, bool ready, const char *reason,
+                       unsigned live, unsigned max_sessions, char *out, size_t cap);
 
 /* Settings (lb.* keys, see tps_lb_cfg_keys). Strings are borrowed during tps_lb_new(). */
 struct tps_lb_conf {
@@ -84,7 +86,9 @@ typedef bool tps_lb_check_fn(void *arg, char *why, size_t whylen);
 enum tps_rc tps_lb_new(const struct tps_lb_conf *conf, struct tps_lb **out, char *err,
                        size_t errlen);
 /* Builds the conf from the configuration and adds the standard checks: the token DB
- * (tokendb.hostport: bind as tokendb.bindDN, read tokendb.baseDN) and one TCP reachability
+ * (tokendb.hostport: bind as tokendb.bindDN, read tokendb.baseDN), with lb.instanceRefresh > 0
+ * the configuration-digest check between instances (gateway/instances.h; its verdict makes the
+ * agent say drain, never "not ready"), and one TCP reachability
  * check per backend connector conn.<id>.hostport (ready when one clone accepts; with TLS and
  * a client certificate, when one completes a handshake). With lb.publicURL set, refuses a
  * tps.phoneHome.operation or op.*.*.issuerinfo.value that does not start with it.
@@ -110,7 +114,8 @@ enum tps_rc tps_lb_start(struct tps_lb *lb, char *err, size_t errlen);
 unsigned tps_lb_agent_port(const struct tps_lb *lb);
 unsigned tps_lb_status_port(const struct tps_lb *lb);
 
-/* Runs every check now (also what the health thread does each lb.healthInterval). */
+/* Runs every check now, and the configuration-digest round when lb.instanceRefresh has passed
+ * (also what the health thread does each lb.healthInterval). One thread at a time. */
 void tps_lb_evaluate(struct tps_lb *lb);
 /* Readiness (every check passed) as last evaluated; why (may be NULL) gets the reason.
  * Draining does not change it: the agent answer carries the drain. Thread-safe. */
@@ -147,7 +152,7 @@ void tps_lb_observe_db(struct tps_lb *lb, uint64_t us);
 void tps_lb_agent_text(struct tps_lb *lb, char *out, size_t cap);
 
 /* Appends the Prometheus text exposition (version 0.0.4) of every counter, gauge and histogram:
- * tpsgw_up, tpsgw_ready, tpsgw_draining, tpsgw_sessions_{live,max}, tpsgw_sessions_total,
+ * tpsgw_up, tpsgw_ready, tpsgw_draining, tpsgw_config_mismatch, tpsgw_sessions_{live,max}, tpsgw_sessions_total,
  * tpsgw_operations_total{op,result}, tpsgw_refused_total{reason}, tpsgw_tokendb_seconds
  * (histogram), tpsgw_check_up{check}, and per failover list tpsgw_backend_calls_total,
  * tpsgw_backend_failovers_total, tpsgw_backend_resends_total, and per clone

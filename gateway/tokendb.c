@@ -813,7 +813,22 @@ struct tps_tokendb_cfg {
     unsigned lease_wait_ms;
     bool keep_on_unformat[5];
     char *leases_dn;
+    char *instances_dn; /* ou=Instances,<parent of baseDN> */
 };
+
+/* "<rdn>,<parent of baseDN>": a container beside ou=Tokens (the first RDN of baseDN is a plain
+ * ou=Tokens). Caller frees; NULL when out of memory. */
+static char *
+beside_base(const char *base_dn, const char *rdn)
+{
+    const char *parent = strchr(base_dn, ',');
+    size_t n = strlen(rdn) + 1 + strlen(parent ? parent + 1 : base_dn) + 1;
+    char *dn = malloc(n);
+
+    if (dn != NULL)
+        snprintf(dn, n, "%s,%s", rdn, parent ? parent + 1 : base_dn);
+    return dn;
+}
 
 static enum tps_tdb_rc
 parse_transitions(const char *s, bool tbl[8][8], const char *key, char *err, size_t err_size)
@@ -945,14 +960,10 @@ tps_tokendb_cfg_new(const struct tps_tokendb_conf *c, struct tps_tokendb_cfg **o
         ldap_dnfree(dn);
         cfg->leases_dn = strdup(c->leases_dn);
     } else {
-        /* ou=Leases beside ou=Tokens: the first RDN of baseDN is a plain ou=Tokens */
-        const char *parent = strchr(cfg->base_dn, ',');
-        size_t n = strlen("ou=Leases,") + strlen(parent ? parent + 1 : cfg->base_dn) + 1;
-        cfg->leases_dn = malloc(n);
-        if (cfg->leases_dn != NULL)
-            snprintf(cfg->leases_dn, n, "ou=Leases,%s", parent ? parent + 1 : cfg->base_dn);
+        cfg->leases_dn = beside_base(cfg->base_dn, "ou=Leases");
     }
-    if (cfg->leases_dn == NULL) {
+    cfg->instances_dn = beside_base(cfg->base_dn, "ou=Instances");
+    if (cfg->leases_dn == NULL || cfg->instances_dn == NULL) {
         rc = TPS_TDB_ENOMEM;
         goto fail;
     }
@@ -978,6 +989,7 @@ tps_tokendb_cfg_free(struct tps_tokendb_cfg *cfg)
     free(cfg->activity_base_dn);
     free(cfg->default_policy);
     free(cfg->leases_dn);
+    free(cfg->instances_dn);
     free(cfg);
 }
 
@@ -2711,6 +2723,182 @@ tps_tokendb_job_lease_release(struct tps_tokendb *db, const struct tps_job_lease
                              lease->job, lease->epoch);
         rc = TPS_TDB_ELEASE;
     }
+    return rc;
+}
+
+/* ---- instance entries (configuration digest, §6) ------------------------------------------ */
+
+static bool
+digest_ok(const char *d)
+{
+    size_t n = 0;
+
+    if (d == NULL)
+        return false;
+    for (; d[n] != '\0'; n++)
+        if (!((d[n] >= '0' && d[n] <= '9') || (d[n] >= 'a' && d[n] <= 'f')))
+            return false;
+    return n == 64;
+}
+
+/* An unasserted modify (add = false) or add of dn with the mods of ms, retried once after a
+ * lost connection (the caller makes sure that is idempotent). For an add, 68 (it exists: our
+ * own add after a lost answer, or a peer's ou=Instances) counts as success. */
+static enum tps_tdb_rc
+write_entry(struct tps_tokendb *db, const char *dn, struct mods *ms, bool add, const char *what)
+{
+    struct modify_op op;
+    enum tps_tdb_rc rc;
+    int lrc;
+
+    if (ms->oom)
+        return TPS_TDB_ENOMEM;
+    memset(&op, 0, sizeof(op));
+    op.dn = dn;
+    op.mods = ms->ptrs;
+    op.add = add;
+    rc = tps_ldap_conn_run(db->conn, modify_fn, &op, true, &lrc);
+    if (add && rc == TPS_TDB_OK && lrc == LDAP_ALREADY_EXISTS)
+        return TPS_TDB_OK;
+    return map_result(db, rc, lrc, what, dn);
+}
+
+/* Creates ou=Instances (a DIT loaded before the feature existed lacks it). */
+static enum tps_tdb_rc
+instances_container_add(struct tps_tokendb *db)
+{
+    struct mods ms;
+    enum tps_tdb_rc rc;
+
+    mods_init(&ms);
+    mods_str(&ms, LDAP_MOD_ADD, "objectClass", "top");
+    mods_str(&ms, LDAP_MOD_ADD, "objectClass", "organizationalUnit");
+    mods_str(&ms, LDAP_MOD_ADD, "ou", "Instances");
+    rc = write_entry(db, db->cfg->instances_dn, &ms, true, "create");
+    mods_cleanup(&ms);
+    return rc;
+}
+
+/* The description values of our entry, replaced (modify) or added (add). */
+static void
+instance_mods(struct mods *ms, int op, const char *digest, time_t since, time_t seen)
+{
+    char v[3][96], t[16];
+
+    snprintf(v[0], sizeof(v[0]), "digest=%s", digest);
+    tps_tdb_utc(since, t, sizeof(t));
+    snprintf(v[1], sizeof(v[1]), "since=%s", t);
+    tps_tdb_utc(seen, t, sizeof(t));
+    snprintf(v[2], sizeof(v[2]), "seen=%s", t);
+    for (int i = 0; i < 3; i++)
+        mods_str(ms, op, "description", v[i]);
+}
+
+enum tps_tdb_rc
+tps_tokendb_instance_publish(struct tps_tokendb *db, const char *digest, time_t since,
+                             time_t seen)
+{
+    char dn[600];
+    struct mods ms;
+    enum tps_tdb_rc rc;
+
+    tps_ldap_conn_clearerr(db->conn);
+    if (!digest_ok(digest))
+        return TPS_TDB_EINVAL;
+    if (snprintf(dn, sizeof(dn), "cn=%s,%s", db->cfg->instance_id, db->cfg->instances_dn) >=
+        (int)sizeof(dn))
+        return TPS_TDB_ETOOBIG;
+    /* Only this instance writes its entry, so an unasserted replace is safe and idempotent. */
+    mods_init(&ms);
+    instance_mods(&ms, LDAP_MOD_REPLACE, digest, since, seen);
+    rc = write_entry(db, dn, &ms, false, "refresh instance entry");
+    mods_cleanup(&ms);
+    if (rc != TPS_TDB_ENOTFOUND)
+        return rc;
+    tps_ldap_conn_clearerr(db->conn);
+    mods_init(&ms);
+    mods_str(&ms, LDAP_MOD_ADD, "objectClass", "top");
+    mods_str(&ms, LDAP_MOD_ADD, "objectClass", "applicationProcess");
+    mods_str(&ms, LDAP_MOD_ADD, "cn", db->cfg->instance_id);
+    instance_mods(&ms, LDAP_MOD_ADD, digest, since, seen);
+    rc = write_entry(db, dn, &ms, true, "create instance entry");
+    if (rc == TPS_TDB_ENOTFOUND) {
+        tps_ldap_conn_clearerr(db->conn);
+        rc = instances_container_add(db);
+        if (rc == TPS_TDB_OK)
+            rc = write_entry(db, dn, &ms, true, "create instance entry");
+    }
+    mods_cleanup(&ms);
+    return rc;
+}
+
+/* One description value "name=value" of an instance entry into rec. */
+static void
+instance_value(struct tps_instance_rec *rec, const char *v, size_t len)
+{
+    char buf[96];
+
+    if (len >= sizeof(buf))
+        return;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    if (strncmp(buf, "digest=", 7) == 0 && digest_ok(buf + 7))
+        memcpy(rec->digest, buf + 7, 65);
+    else if (strncmp(buf, "since=", 6) == 0 && !tps_tdb_utc_parse(buf + 6, &rec->since))
+        rec->since = 0;
+    else if (strncmp(buf, "seen=", 5) == 0 && !tps_tdb_utc_parse(buf + 5, &rec->seen))
+        rec->seen = 0;
+}
+
+static void
+instance_read(LDAP *ld, LDAPMessage *e, struct tps_instance_rec *rec)
+{
+    struct berval **cn = ldap_get_values_len(ld, e, "cn");
+    struct berval **d = ldap_get_values_len(ld, e, "description");
+
+    memset(rec, 0, sizeof(*rec));
+    if (cn != NULL && cn[0] != NULL && cn[0]->bv_len < sizeof(rec->id)) {
+        memcpy(rec->id, cn[0]->bv_val, cn[0]->bv_len);
+        rec->id[cn[0]->bv_len] = '\0';
+    }
+    for (size_t i = 0; d != NULL && d[i] != NULL; i++)
+        instance_value(rec, d[i]->bv_val, d[i]->bv_len);
+    ldap_value_free_len(cn);
+    ldap_value_free_len(d);
+}
+
+static char *instance_attrs[] = {(char[]){"cn"}, (char[]){"description"}, NULL};
+
+enum tps_tdb_rc
+tps_tokendb_instance_list(struct tps_tokendb *db, struct tps_instance_rec *out, size_t cap,
+                          size_t *n)
+{
+    struct search_op s;
+    enum tps_tdb_rc rc;
+    int lrc;
+
+    *n = 0;
+    tps_ldap_conn_clearerr(db->conn);
+    memset(&s, 0, sizeof(s));
+    s.base = db->cfg->instances_dn;
+    s.scope = LDAP_SCOPE_ONELEVEL;
+    s.filter = "(objectClass=applicationProcess)";
+    s.attrs = instance_attrs;
+    s.sizelimit = (int)cap;
+    rc = tps_ldap_conn_run(db->conn, search_fn, &s, true, &lrc);
+    if (rc == TPS_TDB_OK && lrc == LDAP_NO_SUCH_OBJECT) {
+        rc = TPS_TDB_OK; /* no ou=Instances yet: nobody has published */
+        goto out;
+    }
+    rc = map_result(db, rc, lrc, "list instance entries under", s.base);
+    if (rc != TPS_TDB_OK)
+        goto out;
+    for (LDAPMessage *e = ldap_first_entry(db->conn->ld, s.res); e != NULL && *n < cap;
+         e = ldap_next_entry(db->conn->ld, e))
+        instance_read(db->conn->ld, e, &out[(*n)++]);
+out:
+    if (s.res != NULL)
+        ldap_msgfree(s.res);
     return rc;
 }
 

@@ -388,6 +388,30 @@ enum tps_tdb_rc tps_tokendb_job_lease_acquire(struct tps_tokendb *db, const char
 enum tps_tdb_rc tps_tokendb_job_lease_release(struct tps_tokendb *db,
                                               const struct tps_job_lease *lease);
 
+/* ---- instance entries (§6 "Identical configuration") ------------------------------------ */
+
+/* cn=<instanceId>,ou=Instances,<parent of baseDN>: an applicationProcess whose `description`
+ * values are `digest=<64 lowercase hex>`, `since=<UTC>` and `seen=<UTC>` (gateway/instances.h
+ * says what they mean). */
+#define TPS_INSTANCES_MAX 64 /* entries read by tps_tokendb_instance_list */
+struct tps_instance_rec {
+    char id[33];     /* cn (an instanceId) */
+    char digest[65]; /* "" when the entry has no well-formed digest */
+    time_t since;    /* 0 when absent or unreadable */
+    time_t seen;     /* 0 when absent or unreadable (the entry then counts as stale) */
+};
+
+/* Writes this instance's entry (replaces its description values); creates the entry, and
+ * ou=Instances when it is missing, on first use. digest: 64 hex characters. Idempotent, so
+ * retried once after a lost connection. TPS_TDB_EINVAL (bad digest), TPS_TDB_EDOWN,
+ * TPS_TDB_EACCESS, TPS_TDB_ELDAP; tps_tokendb_errmsg() says which DN and why. */
+enum tps_tdb_rc tps_tokendb_instance_publish(struct tps_tokendb *db, const char *digest,
+                                             time_t since, time_t seen);
+/* Reads every instance entry (one-level search of ou=Instances; a missing ou=Instances is an
+ * empty list). [out] out[0..*n). TPS_TDB_ETOOBIG when more than cap entries exist. */
+enum tps_tdb_rc tps_tokendb_instance_list(struct tps_tokendb *db, struct tps_instance_rec *out,
+                                          size_t cap, size_t *n);
+
 /* ---- certificates and activities ---------------------------------------------------- */
 
 /* A certificate entry. On input every field is borrowed (NULL: attribute not written); as

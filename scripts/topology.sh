@@ -362,6 +362,10 @@ lb.drainGrace=2500
 lb.drainTimeout=60000
 CFG
     fi
+    # the configuration-digest check between the instances, refreshed every second
+    if knows 'lb.instanceRefresh'; then
+        echo 'lb.instanceRefresh=1'
+    fi
 }
 tps_conf 1 "$(hp tks1) $(hp tks2)" "$(hp ca1) $(hp ca2)" "$(hp kra1) $(hp kra2)" >"$DIR/tps1.cfg"
 tps_conf 2 "$(hp tks2) $(hp tks1)" "$(hp ca2) $(hp ca1)" "$(hp kra2) $(hp kra1)" >"$DIR/tps2.cfg"

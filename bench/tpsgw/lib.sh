@@ -167,7 +167,9 @@ bt_enroll_cfg() {
 }
 
 # bt_tps_conf NAME PORT: a tpsgw on PORT (plain HTTP, no PROXY header, no HTTPS, no lb ports)
-# with tps1's back ends (TKS, CA, KRA clone 1 first) and token DB.
+# with tps1's back ends (TKS, CA, KRA clone 1 first) and token DB. It is not a member of the
+# balanced cluster: it takes no part in the configuration-digest check (lb.instanceRefresh=0),
+# or the topology's instances would drain in favour of its (different, newer) configuration.
 bt_tps_conf() {
     grep -v -e '^lb\.' -e '^service\.' -e '^tps.instanceId=' -e '^log\.file=' \
         -e '^log\.audit\.file=' "$BT_TOPO/tps1.cfg" >"$W/$1.cfg"
@@ -178,6 +180,9 @@ tps.instanceId=$1
 log.file=$W/$1.gw.log
 log.audit.file=$W/$1.audit.log
 CFG
+    if "$BIN/tpsgw" --keys 2>/dev/null | grep -q '^lb.instanceRefresh'; then
+        echo 'lb.instanceRefresh=0' >>"$W/$1.cfg"
+    fi
     bt_enroll_cfg "$W/$1.cfg" "${BT_KEYSIZE:-1024}"
 }
 

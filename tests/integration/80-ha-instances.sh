@@ -1,7 +1,9 @@
 #!/bin/sh
 # tests/integration/80-ha-instances.sh - two tpsgw behind HAProxy (scripts/topology.sh):
 # readiness, agent words and /metrics of each instance; PROXY accepted only from the
-# configured balancer address; operations spread over both;
+# configured balancer address; operations spread over both; configuration digests: tpsgw 2
+# restarted with a changed cluster-wide key makes tpsgw 1 (older configuration) drain until
+# tpsgw 2 runs the same configuration again;
 # tpsgw 1 killed (SIGKILL) during a run of operations: HAProxy sends the new ones to tpsgw 2,
 # the client's one retry succeeds, and every card the run touched is FORMATTED with a
 # success record; tpsgw 1 drained (SIGTERM): its in-flight operations finish, new ones go to
@@ -51,6 +53,42 @@ for l in ca1 drm1; do
         || it_fail "no per-clone counters of $l in /metrics: $(grep backend_requests "$W/metrics1")"
 done
 it_log "spread: tps1=$n1 tps2=$n2"
+
+# ---- 2b. configuration digests (lb.instanceRefresh=1): tps2 restarted with one cluster-wide
+# key changed has the newer configuration, so tps1 drains; restored, tps1 is ready again
+grep -q 'lb.config_digest instance=tps1 digest=[0-9a-f]\{64\} ' "$HA_TOPO/tps1.gw.log" \
+    || it_fail "tps1 logged no configuration digest"
+cp "$HA_TOPO/tps2.cfg" "$W/tps2.cfg.orig"
+ha_topo kill tps2 KILL
+echo 'op.format.userKey.loginRequest.enable=false' >>"$HA_TOPO/tps2.cfg"
+ha_topo restart tps2 >/dev/null || it_fail "cannot restart tps2"
+ha_wait_agent "$TPS1_AGENT" 'up drain' 8
+ha_wait_lbstate tps1 DRAIN 5
+grep -q 'lb.config_mismatch action=drain instance=tps1 digest=[0-9a-f]\{64\} .*peer=tps2 peer_digest=[0-9a-f]\{64\} ' \
+    "$HA_TOPO/tps1.gw.log" || it_fail "tps1 did not log lb.config_mismatch: $(grep lb.config "$HA_TOPO/tps1.gw.log")"
+ha_wait_health "$TPS2_STATUS" 200 10
+a=$(ha_agent "$TPS2_AGENT")
+case $a in "up ready "*%) ;; *) it_fail "tps2 (the newer configuration) agent said '$a'" ;; esac
+grep -q 'lb.config_mismatch action=serve instance=tps2 .*peer=tps1 ' "$HA_TOPO/tps2.gw.log" \
+    || it_fail "tps2 did not log the mismatch it keeps serving through"
+if grep 'lb.config_mismatch' "$HA_TOPO/tps1.gw.log" "$HA_TOPO/tps2.gw.log" | grep -q loginRequest; then
+    it_fail "a configuration value reached the log"
+fi
+curl -s --max-time 3 "http://127.0.0.1:$TPS1_STATUS/metrics" |
+    grep -q '^tpsgw_config_mismatch{instance="tps1"} 1$' || it_fail "tps1 metrics: no tpsgw_config_mismatch 1"
+curl -s --max-time 3 "http://127.0.0.1:$TPS1_STATUS/health" | grep -q '^ok draining (config mismatch: tps2 ' \
+    || it_fail "tps1 /health: '$(curl -s --max-time 3 "http://127.0.0.1:$TPS1_STATUS/health")'"
+ha_topo kill tps2 KILL
+cp "$W/tps2.cfg.orig" "$HA_TOPO/tps2.cfg"
+ha_topo restart tps2 >/dev/null || it_fail "cannot restart tps2"
+ha_wait_agent "$TPS1_AGENT" 'up ready *%' 8
+grep -q 'lb.config_match action=ready instance=tps1 ' "$HA_TOPO/tps1.gw.log" || it_fail "tps1 did not log lb.config_match"
+curl -s --max-time 3 "http://127.0.0.1:$TPS1_STATUS/metrics" |
+    grep -q '^tpsgw_config_mismatch{instance="tps1"} 0$' || it_fail "tps1 metrics: mismatch not cleared"
+ha_wait_lbstate tps1 UP 5
+ha_wait_health "$TPS2_STATUS" 200 10
+ha_wait_lbstate tps2 UP 10
+it_log "configuration digests: tps1 drained while tps2 ran a newer configuration, ready again after"
 
 # ---- 3. tpsgw 1 dies (SIGKILL) while operations run
 ha_tks_delay 700 # each operation now takes over a second: the kill lands mid-operation

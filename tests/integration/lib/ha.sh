@@ -6,6 +6,7 @@
 #   ha_tc ARGS...               tokenclient through the balancer as alice (output: $W/tc.out)
 #   ha_batch N CUID OP [FILE]   N emulated cards at once; fails unless "N passed, 0 failed"
 #   ha_agent PORT               prints the agent-check line of a tpsgw
+#   ha_wait_agent PORT GLOB SECS    waits until that line matches the shell pattern GLOB
 #   ha_health PORT              prints the HTTP code of GET /health on a status port
 #   ha_wait_health PORT CODE SECS   waits until /health answers CODE
 #   ha_served N CUID            how many op.end lines of tps N name that CUID
@@ -57,6 +58,17 @@ ha_agent() {
         my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $ARGV[0], Timeout => 3)
             or exit 1;
         local $/; my $l = <$s>; print $l;' "$1"
+}
+
+ha_wait_agent() {
+    _i=0
+    while :; do
+        # shellcheck disable=SC2254
+        case $(ha_agent "$1") in $2) break ;; esac
+        _i=$((_i + 1))
+        [ $_i -lt $(($3 * 10)) ] || it_fail "agent port $1 says '$(ha_agent "$1")', not '$2', after $3 s"
+        sleep 0.1
+    done
 }
 
 ha_health() {

@@ -155,29 +155,36 @@ test_lb_agent_line_words(void **state)
 {
     char out[160];
     (void)state;
-    tps_lb_agent_line(false, true, "", 0, 64, out, sizeof(out));
+    tps_lb_agent_line(false, false, true, "", 0, 64, out, sizeof(out));
     assert_string_equal(out, "up ready 100%\n");
-    tps_lb_agent_line(false, true, "", 32, 64, out, sizeof(out));
+    tps_lb_agent_line(false, false, true, "", 32, 64, out, sizeof(out));
     assert_string_equal(out, "up ready 50%\n");
-    tps_lb_agent_line(false, true, "", 999, 1000, out, sizeof(out));
+    tps_lb_agent_line(false, false, true, "", 999, 1000, out, sizeof(out));
     assert_string_equal(out, "up ready 1%\n"); /* one free session still takes work */
-    tps_lb_agent_line(false, true, "", 64, 64, out, sizeof(out));
+    tps_lb_agent_line(false, false, true, "", 64, 64, out, sizeof(out));
     assert_string_equal(out, "up ready 0%\n");
-    tps_lb_agent_line(false, true, "", 70, 64, out, sizeof(out));
+    tps_lb_agent_line(false, false, true, "", 70, 64, out, sizeof(out));
     assert_string_equal(out, "up ready 0%\n");
-    tps_lb_agent_line(true, true, "", 0, 64, out, sizeof(out));
+    tps_lb_agent_line(true, false, true, "", 0, 64, out, sizeof(out));
     assert_string_equal(out, "drain\n");
-    tps_lb_agent_line(true, false, "x", 0, 64, out, sizeof(out));
+    tps_lb_agent_line(true, false, false, "x", 0, 64, out, sizeof(out));
     assert_string_equal(out, "drain\n");
-    tps_lb_agent_line(false, false, "tokendb: down\nup", 0, 64, out, sizeof(out));
+    /* a newer configuration on a live peer: drain, and "up" ends an earlier "down" */
+    tps_lb_agent_line(false, true, true, "", 0, 64, out, sizeof(out));
+    assert_string_equal(out, "up drain\n");
+    tps_lb_agent_line(true, true, true, "", 0, 64, out, sizeof(out));
+    assert_string_equal(out, "drain\n"); /* the operator's drain wins */
+    tps_lb_agent_line(false, true, false, "tokendb: down", 0, 64, out, sizeof(out));
+    assert_string_equal(out, "down #tokendb: down\n"); /* not ready wins over the mismatch */
+    tps_lb_agent_line(false, false, false, "tokendb: down\nup", 0, 64, out, sizeof(out));
     assert_string_equal(out, "down #tokendb: down?up\n"); /* one line, '#' starts a word */
-    tps_lb_agent_line(false, false, NULL, 0, 64, out, sizeof(out));
+    tps_lb_agent_line(false, false, false, NULL, 0, 64, out, sizeof(out));
     assert_string_equal(out, "down #not ready\n");
     {
         char longr[400];
         memset(longr, 'a', sizeof(longr) - 1);
         longr[sizeof(longr) - 1] = '\0';
-        tps_lb_agent_line(false, false, longr, 0, 64, out, sizeof(out));
+        tps_lb_agent_line(false, false, false, longr, 0, 64, out, sizeof(out));
         assert_int_equal(strlen(out), strlen("down #") + 100 + 1);
     }
 }

@@ -270,7 +270,7 @@ bt_pick_op() {
     done
     if [ "$BT_OK" = 1 ]; then
         BT_OP=enroll
-        BT_OP_NOTE="enroll (2 on-card RSA keys, 2 CA enrollments per operation)"
+        BT_OP_NOTE="enroll (2 keys made on the card, 2 CA enrollments per operation)"
     else
         BT_OP=format
         BT_OP_NOTE="format: 3 single enrolls failed here ($(grep -m1 '^card 0:' "$W/probe.out"))"

@@ -175,6 +175,9 @@ static const struct cmn_cfg_key gw_keys[] = {
     B("op.*.*.update.symmetricKeys.enable", 0, "check the card key version (Dogtag)"),
     U("op.*.*.update.symmetricKeys.requiredVersion", 0, 255, 1, "required key version (Dogtag)"),
     B("op.*.*.lifeCycle.reset", 1, "format leaves the applet in state 07 (ours)"),
+    B("op.format.*.revokeCert", 0, "revoke the token's active certificates at format (Dogtag)"),
+    U("op.format.*.revokeCert.reason", 0, 6, 0, "revocation reason at format, 0..6 (Dogtag)"),
+    S("op.format.*.ca.conn", "ca1", "CA connector of the revocations at format (Dogtag)"),
     S("op.*.*.cardmgr_instance", "", "accepted for compatibility (Dogtag)"),
     /* user authentication (tokendb §1.8, legacy names) */
     S("auth.instance.*.type", "LDAP_Authentication", "authenticator plugin (Dogtag)"),

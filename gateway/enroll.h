@@ -241,6 +241,9 @@ struct tps_enroll_backends;
 enum tps_rc tps_enroll_backends_new(const struct cmn_cfg *cfg, struct tps_enroll_backends **out,
                                     char *err, size_t errlen);
 void tps_enroll_backends_free(struct tps_enroll_backends *b);
+/* The CA connector `conn` ("ca1"), or NULL when there is none of that name. */
+struct tps_ca;
+struct tps_ca *tps_enroll_backends_ca(const struct tps_enroll_backends *b, const char *conn);
 /* Calls fn for every CA and KRA connector: its id and failover list (for /metrics). */
 struct fo_list;
 void tps_enroll_backends_lists(const struct tps_enroll_backends *b,

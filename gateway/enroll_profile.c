@@ -681,13 +681,19 @@ tps_enroll_backends_free(struct tps_enroll_backends *b)
     free(b);
 }
 
-static struct tps_ca *
-find_ca(struct tps_enroll_backends *b, const char *conn)
+struct tps_ca *
+tps_enroll_backends_ca(const struct tps_enroll_backends *b, const char *conn)
 {
-    for (size_t i = 0; i < b->nca; i++)
+    for (size_t i = 0; b != NULL && conn != NULL && i < b->nca; i++)
         if (strcmp(tps_ca_id(b->ca[i]), conn) == 0)
             return b->ca[i];
     return NULL;
+}
+
+static struct tps_ca *
+find_ca(struct tps_enroll_backends *b, const char *conn)
+{
+    return tps_enroll_backends_ca(b, conn);
 }
 
 static struct tps_kra *

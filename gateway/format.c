@@ -332,10 +332,42 @@ db_check(struct tps_session *s, bool *leased)
     return TPS_OK;
 }
 
-static void
-db_record(struct tps_session *s, bool success, bool issuer_rewritten)
+/* op.format.<type>.revokeCert: the token's active certificates are revoked at the CA and
+ * marked revoked before the card is wiped; a failure ends the format (status 42) with the
+ * card untouched. [out] *n: how many. */
+static enum tps_rc
+revoke_certs(struct tps_session *s, size_t *n)
 {
     const struct tps_env *env = s->env;
+    const struct tps_config *cfg = env->cfg;
+    char err[512] = "";
+    enum tps_rc rc;
+
+    *n = 0;
+    if (env->db_ops == NULL || env->db_ops->revoke_certs == NULL) {
+        CMN_LOG(CMN_LOG_WARN, "format.revoke", s->sid, "cuid=%s msg=\"revokeCert is set but "
+                "there is no token DB to list the certificates from\"", s->tok.cuid_hex);
+        return TPS_OK;
+    }
+    rc = env->db_ops->revoke_certs(env->db, env->fo, s->sid, s->tok.cuid_hex,
+                                   tps_cfg_op_str(cfg, OP, s->tok.type, "ca.conn"),
+                                   (int)tps_cfg_op_uint(cfg, OP, s->tok.type, "revokeCert.reason"),
+                                   n, err, sizeof(err));
+    if (rc != TPS_OK)
+        return tps_session_fail(s, rc, CMN_TPS_STATUS_REVOKE_CERTIFICATES_FAILED,
+                                "revoking the certificates of token %s: %s", s->tok.cuid_hex,
+                                err);
+    return TPS_OK;
+}
+
+/* The token entry (on success) and the activity: what happened, including the issuer info
+ * rewrite and the certificates revoked (also when the format failed after them). */
+static void
+db_record(struct tps_session *s, bool success, bool issuer_rewritten, size_t revoked)
+{
+    const struct tps_env *env = s->env;
+    char msg[640], err[512] = "";
+    size_t o = (size_t)snprintf(msg, sizeof(msg), "%s", success ? "token formatted" : s->why);
     struct tps_db_result r = {
         .op = OP,
         .cuid = s->tok.cuid_hex,
@@ -348,12 +380,14 @@ db_record(struct tps_session *s, bool success, bool issuer_rewritten)
         .new_status = "FORMATTED",
         .success = success,
         .officer = s->officer,
-        .message = !success           ? s->why
-                   : issuer_rewritten ? "token formatted; issuer info rewritten"
-                                      : "token formatted",
+        .message = msg,
     };
-    char err[512] = "";
 
+    if (success && issuer_rewritten && o < sizeof(msg))
+        o += (size_t)snprintf(msg + o, sizeof(msg) - o, "; issuer info rewritten");
+    if (revoked > 0 && o < sizeof(msg))
+        (void)snprintf(msg + o, sizeof(msg) - o, "; %zu certificate%s revoked", revoked,
+                       revoked == 1 ? "" : "s");
     if (env->db_ops == NULL)
         return;
     if (env->db_ops->record(env->db, &r, err, sizeof(err)) != TPS_OK && success)
@@ -367,6 +401,7 @@ tps_op_format(struct tps_session *s)
     const struct tps_config *cfg = s->env->cfg;
     const char *required;
     bool leased = false, loaded = false, issuer_rewritten = false;
+    size_t revoked = 0;
     enum tps_rc rc;
     struct cmn_apdu lc = {.cla = 0x84, .ins = 0xF0, .p1 = 0x07, .p2 = 0x00, .le = -1};
 
@@ -379,6 +414,11 @@ tps_op_format(struct tps_session *s)
         goto out;
     if (tps_cfg_op_bool(cfg, OP, s->tok.type, "auth.enable")) {
         rc = tps_login(s, OP);
+        if (rc != TPS_OK)
+            goto out;
+    }
+    if (tps_cfg_op_bool(cfg, OP, s->tok.type, "revokeCert")) {
+        rc = revoke_certs(s, &revoked);
         if (rc != TPS_OK)
             goto out;
     }
@@ -430,11 +470,11 @@ tps_op_format(struct tps_session *s)
         rc = key_check(s);
     if (rc != TPS_OK)
         goto out;
-    db_record(s, true, issuer_rewritten);
+    db_record(s, true, issuer_rewritten, revoked);
     rc = s->fail_rc;
 out:
     if (rc != TPS_OK && leased)
-        db_record(s, false, false); /* an activity only: the token entry stays as it was */
+        db_record(s, false, false, revoked); /* an activity only: the token entry stays */
     if (leased && s->env->db_ops != NULL)
         s->env->db_ops->unlease(s->env->db, s->tok.cuid_hex);
     return rc;

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "gateway/config.h"
 #include "gateway/auth_ldap.h"
+#include "gateway/ca.h"
 #include "gateway/enroll.h"
 #include "gateway/keychange.h"
 #include "gateway/tokendb.h"
@@ -48,6 +49,7 @@ struct hook_db {
     struct tps_token_lease lease;
     bool leased;
     struct tps_keychange_tdb kc; /* the changeover's view of tok and lease */
+    const struct tps_enroll_backends *be; /* the CA connectors (revokeCert at format) */
 };
 
 static enum tps_rc
@@ -229,6 +231,55 @@ h_keychange_store(void *db, struct tps_keychange_store *out)
     return TPS_OK;
 }
 
+static enum tps_rc
+h_revoke_certs(void *db, struct fo_req *req, const char *sid, const char *cuid,
+               const char *ca_conn, int reason, size_t *n, char *err, size_t errlen)
+{
+    struct hook_db *d = db;
+    struct tps_ca *ca = tps_enroll_backends_ca(d->be, ca_conn);
+    struct tps_token_cert *certs = NULL;
+    size_t nc = 0;
+    enum tps_rc rc = TPS_OK;
+
+    *n = 0;
+    if (ca == NULL) {
+        snprintf(err, errlen, "op.format.*.ca.conn: no CA connector '%s' (conn.%s.hostport)",
+                 ca_conn, ca_conn);
+        return TPS_ECONFIG;
+    }
+    if (tps_tokendb_cert_list(d->h, cuid, &certs, &nc) != TPS_TDB_OK) {
+        snprintf(err, errlen, "listing the certificates: %s", tps_tokendb_errmsg(d->h));
+        return TPS_EDB;
+    }
+    for (size_t i = 0; i < nc && rc == TPS_OK; i++) {
+        const struct tps_token_cert *c = &certs[i];
+        struct tps_ca_result res;
+
+        /* only issued, active certificates (not intents, not already revoked) */
+        if (c->status == NULL || strcmp(c->status, "active") != 0 || c->serial == NULL ||
+            strncmp(c->serial, TPS_ENROLL_INTENT_PREFIX, sizeof(TPS_ENROLL_INTENT_PREFIX) - 1) == 0)
+            continue;
+        tps_ca_result_init(&res);
+        rc = tps_ca_revoke(ca, req, sid, c->serial, reason, &res);
+        if (rc != TPS_OK || res.outcome != TPS_CA_DONE) {
+            snprintf(err, errlen, "certificate %s: CA revocation %s (%s)", c->serial,
+                     tps_ca_outcome_name(res.outcome), res.msg);
+            rc = TPS_EBACKEND;
+        } else if (tps_tokendb_cert_set_status(d->h, c->cn, "revoked") != TPS_TDB_OK) {
+            snprintf(err, errlen, "certificate %s revoked at the CA, but not marked revoked in "
+                     "the token DB: %s", c->serial, tps_tokendb_errmsg(d->h));
+            rc = TPS_EDB;
+        } else {
+            (*n)++;
+        }
+        (void)cmn_audit("token.cert_revoked", sid, "cuid=%s serial=%s reason=%d op=format "
+                        "result=%s", cuid, c->serial, reason, rc == TPS_OK ? "success" : "failure");
+        tps_ca_result_cleanup(&res);
+    }
+    tps_token_certs_free(certs, nc);
+    return rc;
+}
+
 static const struct tps_db_ops db_ops = {
     .token_get = h_token_get,
     .transition_ok = h_transition_ok,
@@ -236,6 +287,7 @@ static const struct tps_db_ops db_ops = {
     .unlease = h_unlease,
     .record = h_record,
     .keychange_store = h_keychange_store,
+    .revoke_certs = h_revoke_certs,
 };
 
 static enum tps_rc
@@ -436,6 +488,7 @@ tps_hooks_worker_open(const struct tps_hooks *h, struct tps_env *env)
         if (d == NULL)
             return TPS_ENOMEM;
         d->cfg = h->tdb_cfg;
+        d->be = h->be;
         if (tps_tokendb_open(h->tdb_cfg, &d->h) != TPS_TDB_OK) {
             free(d);
             return TPS_ENOMEM;

@@ -67,6 +67,15 @@ struct tps_db_ops {
      * the token read by token_get and leased by lease (valid until unlease). TPS_OK; TPS_EDB
      * when no token is read and leased. May be NULL: changeover without a record. */
     enum tps_rc (*keychange_store)(void *db, struct tps_keychange_store *out);
+    /* Format with op.format.<type>.revokeCert: revokes every active certificate the token DB
+     * holds for the token read by token_get at CA connector ca_conn with reason 0..6, and marks
+     * each one revoked. req: the worker's libfailover handle; sid names the session. [out] *n:
+     * how many were revoked. TPS_OK; TPS_EBACKEND (a revocation failed: err names the serial;
+     * the ones before it stay revoked and recorded), TPS_ECONFIG (no such CA connector),
+     * TPS_EDB. May be NULL. */
+    enum tps_rc (*revoke_certs)(void *db, struct fo_req *req, const char *sid, const char *cuid,
+                                const char *ca_conn, int reason, size_t *n, char *err,
+                                size_t errlen);
 };
 
 struct tps_auth_ops {

@@ -16,7 +16,9 @@ mappingResolver.formatMap.mapping.0.target.tokenType=userKey
 op.format.allowUnknownToken=true
 op.format.userKey.auth.enable=true
 op.format.userKey.auth.id=ldap1
-op.format.userKey.update.applet.enable=false"
+op.format.userKey.update.applet.enable=false
+op.format.userKey.revokeCert=true
+op.format.userKey.revokeCert.reason=1"
 . "$(dirname "$0")/lib/tpsgw-enroll.sh"
 
 it_pcscd_start pcscd
@@ -39,6 +41,19 @@ pc $C1 0 format
 pc $C1 0 enroll --new-pin-file "$W/pin1"
 [ "$(token_attr $C1 tokenStatus)" = ACTIVE ] || it_fail "enroll through PC/SC: token $(token_attr $C1 tokenStatus)"
 [ "$(cert_count $C1)" = 2 ] || it_fail "enroll through PC/SC: $(cert_count $C1) certificates"
+# formatting the enrolled card again revokes its two certificates (op.format.userKey.revokeCert)
+pc $C1 0 format
+[ "$(token_attr $C1 tokenStatus)" = FORMATTED ] || it_fail "re-format: token $(token_attr $C1 tokenStatus)"
+n=$(ldq "ou=Certificates,$BASEDN" "(&(tokenID=$C1)(tokenStatus=revoked))" dn | grep -c '^dn:')
+[ "$n" = 2 ] || it_fail "re-format: $n certificates marked revoked in the token DB, want 2"
+[ "$(cat "$W/ca1.requests" "$W/ca2.requests" | grep -c ' op=revoke .*http=200')" = 2 ] \
+    || it_fail "re-format: the CA did not revoke 2 certificates: $(grep revoke "$W"/ca?.requests)"
+[ "$(grep -c "token.cert_revoked .*cuid=$C1 .*reason=1 op=format result=success" "$W/audit.log")" = 2 ] \
+    || it_fail "re-format: no audit line per revoked certificate"
+ldq "ou=Activities,$BASEDN" "(&(tokenID=$C1)(tokenOp=format)(tokenResult=success))" tokenMsg \
+    | grep -q '2 certificates revoked' || it_fail "re-format: the activity does not say what was revoked"
+pc $C1 0 enroll --new-pin-file "$W/pin1"
+[ "$(token_attr $C1 tokenStatus)" = ACTIVE ] || it_fail "enroll after re-format: token $(token_attr $C1 tokenStatus)"
 it_stop vt1
 it_pcsc_wait_nocard 0 10
 it_log "format and enroll through PC/SC ok"

@@ -2,7 +2,9 @@
  * socketpair against an in-process vtoken card, TKS (computeSessionKey + encryptData with
  * developer keys) and CA (real X.509 signed with OpenSSL): the card's certificates as the
  * middleware reads them, signatures through the card verified with them, exactly one
- * certificate per slot, a CA outcome that stays unknown, the TKS down. The operations run
+ * certificate per slot, a CA outcome that stays unknown, the TKS down, and an enrollment intent
+ * left open by a lost CA answer reconciled by the next enroll against a real slapd (revoked as
+ * superseded, recorded, intent closed). The operations run
  * through tps_session_run (the daemon's dispatch, env.enroll). Needs libvtoken.a: built with -DTPS_TEST_WITH_VTOKEN by its own rule in
  * gateway/gateway.mk (see docs/enroll.md); without it the test fails and says so. */
 #include <pthread.h>
@@ -29,6 +31,7 @@
 #include "gateway/keygen.h"
 #include "gateway/pinreset.h"
 #include "gw_fixture.h"
+#include "tdb_fixture.h"
 #include "tokenclient/vtoken/vtoken.h"
 
 static const struct cmn_cfg_key *const enroll_tables[] = {tps_enroll_cfg_keys, tps_ca_cfg_keys,
@@ -107,6 +110,12 @@ struct fake_ca {
     int enrolls, renews;
     long serial;
     bool unknown; /* the CA received the request; the answer is lost and not reconcilable */
+    bool lost;    /* the CA issues, the answer is lost (UNKNOWN); find_by_key knows it */
+    uint8_t *lost_der;      /* what it issued for the lost answer */
+    size_t lost_der_len;
+    char lost_serial[32];
+    int finds, revokes, revoke_reason;
+    char revoked[32];
     uint8_t spki[TPS_ENROLL_MAX_KEYS][TPS_KEYGEN_SPKI_MAX];
     size_t spki_len[TPS_ENROLL_MAX_KEYS];
     char profiles[TPS_ENROLL_MAX_KEYS][128];
@@ -130,6 +139,20 @@ fake_ca_enroll(void *arg, const char *conn, struct fo_req *fo, const struct tps_
         snprintf(f->profiles[f->enrolls], sizeof(f->profiles[0]), "%s", in->profile_id);
     }
     f->enrolls++;
+    if (f->lost) {
+        /* issued; the clone dies before answering */
+        free(f->lost_der);
+        der = issue(in->spki, in->spki_len, in->user_id, ++f->serial, 365, &len);
+        f->lost_der = malloc(len);
+        memcpy(f->lost_der, der, len);
+        f->lost_der_len = len;
+        OPENSSL_free(der);
+        snprintf(f->lost_serial, sizeof(f->lost_serial), "%lx", f->serial);
+        out->outcome = TPS_CA_UNKNOWN;
+        snprintf(out->clone, sizeof(out->clone), "ca1 127.0.0.1:9443");
+        snprintf(out->msg, sizeof(out->msg), "ca1: request sent, clone died before answering");
+        return TPS_EBACKEND;
+    }
     if (f->unknown) {
         out->outcome = TPS_CA_UNKNOWN;
         snprintf(out->clone, sizeof(out->clone), "ca1 127.0.0.1:9443");
@@ -160,9 +183,63 @@ fake_ca_renew(void *arg, const char *conn, struct fo_req *fo, const struct tps_c
     return TPS_EINVAL;
 }
 
+/* findByKey: the certificate of the lost answer, when asked for its key. */
+static enum tps_rc
+fake_ca_find(void *arg, const char *conn, struct fo_req *fo, const char *sid,
+             const uint8_t *spki, size_t spki_len, struct tps_ca_result *out)
+{
+    struct fake_ca *f = arg;
+    const unsigned char *p;
+    X509 *x;
+    EVP_PKEY *k;
+    unsigned char *der = NULL;
+    int n;
+
+    (void)conn;
+    (void)fo;
+    (void)sid;
+    f->finds++;
+    out->outcome = TPS_CA_NOT_DONE;
+    if (f->lost_der == NULL)
+        return TPS_OK;
+    p = f->lost_der;
+    x = d2i_X509(NULL, &p, (long)f->lost_der_len);
+    assert_non_null(x);
+    k = X509_get0_pubkey(x);
+    n = i2d_PUBKEY(k, &der);
+    if (n > 0 && (size_t)n == spki_len && memcmp(der, spki, spki_len) == 0) {
+        out->cert = malloc(f->lost_der_len);
+        memcpy(out->cert, f->lost_der, f->lost_der_len);
+        out->cert_len = f->lost_der_len;
+        snprintf(out->serial, sizeof(out->serial), "%s", f->lost_serial);
+        out->outcome = TPS_CA_DONE;
+    }
+    OPENSSL_free(der);
+    X509_free(x);
+    return TPS_OK;
+}
+
+static enum tps_rc
+fake_ca_revoke(void *arg, const char *conn, struct fo_req *fo, const char *sid,
+               const char *serial, int reason, struct tps_ca_result *out)
+{
+    struct fake_ca *f = arg;
+
+    (void)conn;
+    (void)fo;
+    (void)sid;
+    f->revokes++;
+    f->revoke_reason = reason;
+    snprintf(f->revoked, sizeof(f->revoked), "%s", serial);
+    out->outcome = TPS_CA_DONE;
+    return TPS_OK;
+}
+
 static const struct tps_enroll_ops fake_ops = {
     .ca_enroll = fake_ca_enroll,
     .ca_renew = fake_ca_renew,
+    .ca_find_by_key = fake_ca_find,
+    .ca_revoke = fake_ca_revoke,
 };
 
 /* ---- whole operations over a socketpair ---- */
@@ -205,6 +282,7 @@ struct world {
     struct cmn_cfg *ecfg;
     struct fake_ca ca;
     struct tps_enroll_env ee;
+    struct tps_tokendb_cfg *tdb_cfg; /* the intent test's token DB */
 };
 
 struct client {
@@ -653,6 +731,113 @@ test_enroll_tks_down(void **state)
     vt_card_close(cl.card);
 }
 
+/* ---- enrollment intents against a real token DB (slapd) ---- */
+
+static struct tdb_fx tfx;
+
+static int
+world_tdb_setup(void **state)
+{
+    struct tps_tokendb_conf c;
+    struct world *w;
+    char tokens[200], certs[200], acts[200], err[512];
+    struct tps_tokendb_cfg *cfg = NULL;
+
+    if (world_setup(state) != 0 || tps_ldap_global_init() != 0 ||
+        tdb_fx_start(&tfx, "single") != 0)
+        return -1;
+    w = *state;
+    memset(&c, 0, sizeof(c));
+    snprintf(tokens, sizeof(tokens), "ou=Tokens,%s", tfx.basedn);
+    snprintf(certs, sizeof(certs), "ou=Certificates,%s", tfx.basedn);
+    snprintf(acts, sizeof(acts), "ou=Activities,%s", tfx.basedn);
+    c.ldap.hostport = tfx.uri1;
+    c.ldap.bind_dn = tfx.gwdn;
+    c.ldap.bind_pw_file = tfx.gwpw_file;
+    c.ldap.network_timeout_ms = 3000;
+    c.ldap.op_timeout_ms = 3000;
+    c.base_dn = tokens;
+    c.cert_base_dn = certs;
+    c.activity_base_dn = acts;
+    c.instance_id = "gw1";
+    if (tps_tokendb_cfg_new(&c, &cfg, err, sizeof(err)) != TPS_TDB_OK) {
+        fprintf(stderr, "token DB config: %s\n", err);
+        return -1;
+    }
+    w->tdb_cfg = cfg;
+    if (tps_tokendb_open(cfg, &w->ee.tdb) != TPS_TDB_OK)
+        return -1;
+    return 0;
+}
+
+static int
+world_tdb_teardown(void **state)
+{
+    struct world *w = *state;
+
+    tps_tokendb_close(w->ee.tdb);
+    tps_tokendb_cfg_free(w->tdb_cfg);
+    free(w->ca.lost_der);
+    tdb_fx_stop(&tfx);
+    return world_teardown(state);
+}
+
+/* Certificate entries of the test card whose tokenSerial / tokenStatus match. */
+static size_t
+count_certs(struct world *w, bool intents, const char *status)
+{
+    struct tps_token_cert *c = NULL;
+    size_t n = 0, k = 0;
+    bool intent;
+
+    assert_int_equal(tps_tokendb_cert_list(w->ee.tdb, "40907901001F12345678", &c, &n),
+                     TPS_TDB_OK);
+    for (size_t i = 0; i < n; i++) {
+        intent = strncmp(c[i].serial, TPS_ENROLL_INTENT_PREFIX,
+                         sizeof(TPS_ENROLL_INTENT_PREFIX) - 1) == 0;
+        if (intent == intents && (status == NULL || strcmp(c[i].status, status) == 0))
+            k++;
+    }
+    tps_token_certs_free(c, n);
+    return k;
+}
+
+/* A CA answer lost after the certificate was issued leaves an open intent; the next enroll of
+ * the token finds the certificate by key, revokes it as superseded, records it revoked and
+ * closes the intent, then enrolls the card: no certificate unrecorded, none twice active. */
+static void
+test_enroll_intent_reconciled(void **state)
+{
+    struct world *w = *state;
+    struct client cl = {.op = 1, .pin = "1234abcd", .ext = "tokenType=userKey"};
+    struct client cl2 = {.op = 1, .pin = "1234abcd", .ext = "tokenType=userKey"};
+
+    memset(&w->ca, 0, sizeof(w->ca));
+    w->ca.lost = true;
+    cl.card = make_card();
+    assert_int_equal(run(w, &cl), TPS_EBACKEND);
+    assert_int_equal(cl.end_status, 10);
+    assert_int_equal(w->ca.enrolls, 1);
+    /* the intent of the signing key is open: tokenSerial pending:<SPKI hash>, uninitialized */
+    assert_int_equal(count_certs(w, true, TPS_ENROLL_INTENT_OPEN), 1);
+    assert_int_equal(count_certs(w, false, NULL), 0);
+
+    w->ca.lost = false;
+    cl2.card = cl.card;
+    assert_int_equal(run(w, &cl2), TPS_OK);
+    assert_int_equal(cl2.end_status, 0);
+    assert_int_equal(w->ca.finds, 1);
+    assert_int_equal(w->ca.revokes, 1);
+    assert_string_equal(w->ca.revoked, w->ca.lost_serial);
+    assert_int_equal(w->ca.revoke_reason, TPS_CA_REASON_SUPERSEDED);
+    assert_int_equal(count_certs(w, true, NULL), 0);       /* intent closed */
+    assert_int_equal(count_certs(w, false, "revoked"), 1); /* the orphan, recorded */
+    assert_int_equal(count_certs(w, false, "active"), 2);  /* the new enrollment */
+    assert_true(audit_has(w, "enroll.cert_orphaned"));
+    assert_int_equal(vt_card_life_cycle(cl2.card), 0x0F);
+    vt_card_close(cl.card);
+}
+
 int
 main(void)
 {
@@ -661,6 +846,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_enroll_ca_outcome_unknown, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_enroll_tks_down, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_enroll_intent_reconciled, world_tdb_setup,
+                                        world_tdb_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
 

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway/tokendb.h"
+
 struct tdb_fx {
     char dir[64];
     char script[512];
@@ -204,6 +206,36 @@ tdb_fx_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A token DB configuration on fx's DIT (ou=Tokens, ou=Certificates, ou=Activities under the
+ * base DN), bound as the gateway, 3 s timeouts, at hostport (NULL: fx->uri1). NULL on error
+ * (printed). Free with tps_tokendb_cfg_free(). */
+static inline struct tps_tokendb_cfg *
+tdb_fx_tokendb_cfg(const struct tdb_fx *fx, const char *hostport, const char *instance)
+{
+    char tokens[200], certs[200], acts[200], err[512];
+    struct tps_tokendb_conf c;
+    struct tps_tokendb_cfg *cfg = NULL;
+
+    memset(&c, 0, sizeof(c));
+    snprintf(tokens, sizeof(tokens), "ou=Tokens,%s", fx->basedn);
+    snprintf(certs, sizeof(certs), "ou=Certificates,%s", fx->basedn);
+    snprintf(acts, sizeof(acts), "ou=Activities,%s", fx->basedn);
+    c.ldap.hostport = hostport != NULL ? hostport : fx->uri1;
+    c.ldap.bind_dn = fx->gwdn;
+    c.ldap.bind_pw_file = fx->gwpw_file;
+    c.ldap.network_timeout_ms = 3000;
+    c.ldap.op_timeout_ms = 3000;
+    c.base_dn = tokens;
+    c.cert_base_dn = certs;
+    c.activity_base_dn = acts;
+    c.instance_id = instance;
+    if (tps_tokendb_cfg_new(&c, &cfg, err, sizeof(err)) != TPS_TDB_OK) {
+        fprintf(stderr, "token DB config: %s\n", err);
+        return NULL;
+    }
+    return cfg;
 }
 
 #endif

@@ -738,34 +738,14 @@ static struct tdb_fx tfx;
 static int
 world_tdb_setup(void **state)
 {
-    struct tps_tokendb_conf c;
     struct world *w;
-    char tokens[200], certs[200], acts[200], err[512];
-    struct tps_tokendb_cfg *cfg = NULL;
 
     if (world_setup(state) != 0 || tps_ldap_global_init() != 0 ||
         tdb_fx_start(&tfx, "single") != 0)
         return -1;
     w = *state;
-    memset(&c, 0, sizeof(c));
-    snprintf(tokens, sizeof(tokens), "ou=Tokens,%s", tfx.basedn);
-    snprintf(certs, sizeof(certs), "ou=Certificates,%s", tfx.basedn);
-    snprintf(acts, sizeof(acts), "ou=Activities,%s", tfx.basedn);
-    c.ldap.hostport = tfx.uri1;
-    c.ldap.bind_dn = tfx.gwdn;
-    c.ldap.bind_pw_file = tfx.gwpw_file;
-    c.ldap.network_timeout_ms = 3000;
-    c.ldap.op_timeout_ms = 3000;
-    c.base_dn = tokens;
-    c.cert_base_dn = certs;
-    c.activity_base_dn = acts;
-    c.instance_id = "gw1";
-    if (tps_tokendb_cfg_new(&c, &cfg, err, sizeof(err)) != TPS_TDB_OK) {
-        fprintf(stderr, "token DB config: %s\n", err);
-        return -1;
-    }
-    w->tdb_cfg = cfg;
-    if (tps_tokendb_open(cfg, &w->ee.tdb) != TPS_TDB_OK)
+    w->tdb_cfg = tdb_fx_tokendb_cfg(&tfx, NULL, "gw1");
+    if (w->tdb_cfg == NULL || tps_tokendb_open(w->tdb_cfg, &w->ee.tdb) != TPS_TDB_OK)
         return -1;
     return 0;
 }

@@ -258,26 +258,10 @@ static struct tdb_fx fx;
 static struct tps_tokendb_cfg *
 ldap_cfg(const char *instance)
 {
-    static char tokens[200], certs[200], acts[200];
-    struct tps_tokendb_conf c;
-    struct tps_tokendb_cfg *cfg = NULL;
-    char err[512];
+    struct tps_tokendb_cfg *cfg = tdb_fx_tokendb_cfg(&fx, NULL, instance);
 
-    memset(&c, 0, sizeof(c));
-    snprintf(tokens, sizeof(tokens), "ou=Tokens,%s", fx.basedn);
-    snprintf(certs, sizeof(certs), "ou=Certificates,%s", fx.basedn);
-    snprintf(acts, sizeof(acts), "ou=Activities,%s", fx.basedn);
-    c.ldap.hostport = fx.uri1;
-    c.ldap.bind_dn = fx.gwdn;
-    c.ldap.bind_pw_file = fx.gwpw_file;
-    c.ldap.network_timeout_ms = 3000;
-    c.ldap.op_timeout_ms = 3000;
-    c.base_dn = tokens;
-    c.cert_base_dn = certs;
-    c.activity_base_dn = acts;
-    c.instance_id = instance;
-    if (tps_tokendb_cfg_new(&c, &cfg, err, sizeof(err)) != TPS_TDB_OK)
-        fail_msg("cfg: %s", err);
+    if (cfg == NULL)
+        fail_msg("token DB config of %s", instance);
     return cfg;
 }
 

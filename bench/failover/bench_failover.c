@@ -139,7 +139,7 @@ int
 main(int argc, char **argv)
 {
     unsigned n = 2000, seconds = 10, threads = 4, backoff = 1000, hang_ms = 200;
-    struct fo_ts *ok, *hang;
+    struct fo_ts *ok, *ok_bare, *hang;
     char url[128], spec[128];
     CURL *e;
     struct curl_slist *h = NULL;
@@ -170,8 +170,9 @@ main(int argc, char **argv)
     if (fo_global_init() != FO_OK)
         return 1;
     ok = fo_ts_start(1, 0, FO_TS_OK, 0, NULL);
+    ok_bare = fo_ts_start(2, 0, FO_TS_OK, 0, NULL); /* the reference's own server */
     hang = fo_ts_start(0, 0, FO_TS_HANG, 0, NULL);
-    if (ok == NULL || hang == NULL)
+    if (ok == NULL || ok_bare == NULL || hang == NULL)
         return 1;
     bare = calloc(n, sizeof(double));
     lib = calloc(n, sizeof(double));
@@ -181,8 +182,9 @@ main(int argc, char **argv)
         return 1;
 
     /* 1. Healthy clone: bare libcurl vs libfailover, interleaved in blocks of 100 so that
-     * drift on the machine hits both alike. Both reuse one kept-alive connection. */
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u" PATH, fo_ts_port(ok));
+     * drift on the machine hits both alike. Both reuse one kept-alive connection, each to its
+     * own (identical) test server, so that neither waits on the other's connection. */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u" PATH, fo_ts_port(ok_bare));
     snprintf(spec, sizeof(spec), "127.0.0.1:%u", fo_ts_port(ok));
     e = curl_easy_init();
     h = curl_slist_append(h, "Expect:");
@@ -277,6 +279,7 @@ main(int argc, char **argv)
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
     fo_ts_stop(ok);
+    fo_ts_stop(ok_bare);
     fo_ts_stop(hang);
     free(bare);
     free(lib);

@@ -2341,12 +2341,18 @@ lease_acquire_once(struct tps_tokendb *db, struct tps_token *tok, unsigned secon
     return rc;
 }
 
-enum tps_tdb_rc
-tps_tokendb_lease_renew(struct tps_tokendb *db, struct tps_token *tok, unsigned seconds,
-                        struct tps_token_lease *lease)
+/* Removes our lease value, replacing it with next_value (renewal) or not (release), in a
+ * modify asserted on the value and on the counter we last wrote: on a provider that has not
+ * seen our last change (the one that took it died before replicating it) the write must fail,
+ * or its newer entry would win over that change when the pair reconverges (entry-level last
+ * writer wins). A lease taken over, or a record changed behind us, fails the assertion (122):
+ * ELEASE, nothing written, the lease expires on its own. A retry after a lost answer may see
+ * the same although our first attempt went through; either way the old value is not ours. */
+static enum tps_tdb_rc
+lease_write(struct tps_tokendb *db, struct tps_token *tok, const struct tps_token_lease *lease,
+            const char *next_value, const char *what)
 {
     char assertion[600], esc[400];
-    struct tps_token_lease l;
     struct mods ms;
     struct modify_op op;
     enum tps_tdb_rc rc;
@@ -2355,18 +2361,14 @@ tps_tokendb_lease_renew(struct tps_tokendb *db, struct tps_token *tok, unsigned 
     tps_ldap_conn_clearerr(db->conn);
     if (tok->dn == NULL)
         return TPS_TDB_EINVAL;
-    rc = make_lease(db, lease->epoch, seconds, lease->owner, &l);
-    if (rc != TPS_TDB_OK)
-        return rc;
     if (tps_ldap_filter_escape(lease->value, esc, sizeof(esc)) != TPS_TDB_OK)
         return TPS_TDB_ETOOBIG;
-    /* the counter too: a renewal must not overwrite a change it has not seen (one applied by
-     * a provider that died before replicating it: entry-level last writer wins) */
     snprintf(assertion, sizeof(assertion), "(&(modified=%lld)(extensions=%s))", tok->modified,
              esc);
     mods_init(&ms);
     mods_str(&ms, LDAP_MOD_DELETE, "extensions", lease->value);
-    mods_str(&ms, LDAP_MOD_ADD, "extensions", l.value);
+    if (next_value != NULL)
+        mods_str(&ms, LDAP_MOD_ADD, "extensions", next_value);
     if (ms.oom) {
         mods_cleanup(&ms);
         return TPS_TDB_ENOMEM;
@@ -2376,12 +2378,25 @@ tps_tokendb_lease_renew(struct tps_tokendb *db, struct tps_token *tok, unsigned 
     op.mods = ms.ptrs;
     op.assertion = assertion;
     rc = tps_ldap_conn_run(db->conn, modify_fn, &op, true, &lrc);
-    rc = map_result(db, rc, lrc, "renew lease of", tok->dn);
+    rc = map_result(db, rc, lrc, what, tok->dn);
     mods_cleanup(&ms);
     if (rc == TPS_TDB_ECONFLICT) {
-        tps_ldap_conn_seterr(db->conn, "lease %s is no longer held", lease->owner);
-        return TPS_TDB_ELEASE;
+        tps_ldap_conn_seterr(db->conn, "lease %s is no longer held, or the record changed "
+                             "since our last write (it expires on its own)", lease->owner);
+        rc = TPS_TDB_ELEASE;
     }
+    return rc;
+}
+
+enum tps_tdb_rc
+tps_tokendb_lease_renew(struct tps_tokendb *db, struct tps_token *tok, unsigned seconds,
+                        struct tps_token_lease *lease)
+{
+    struct tps_token_lease l;
+    enum tps_tdb_rc rc = make_lease(db, lease->epoch, seconds, lease->owner, &l);
+
+    if (rc == TPS_TDB_OK)
+        rc = lease_write(db, tok, lease, l.value, "renew lease of");
     if (rc != TPS_TDB_OK)
         return rc;
     *lease = l;
@@ -2392,43 +2407,8 @@ enum tps_tdb_rc
 tps_tokendb_lease_release(struct tps_tokendb *db, struct tps_token *tok,
                           const struct tps_token_lease *lease)
 {
-    char assertion[600], esc[400];
-    struct mods ms;
-    struct modify_op op;
-    enum tps_tdb_rc rc;
-    int lrc;
+    enum tps_tdb_rc rc = lease_write(db, tok, lease, NULL, "release lease of");
 
-    tps_ldap_conn_clearerr(db->conn);
-    if (tok->dn == NULL)
-        return TPS_TDB_EINVAL;
-    if (tps_ldap_filter_escape(lease->value, esc, sizeof(esc)) != TPS_TDB_OK)
-        return TPS_TDB_ETOOBIG;
-    /* Asserted on the counter we last wrote: on a provider that has not seen our last change
-     * (the one that took it died before replicating it) the release must fail, or its newer
-     * entry would win over that change when the pair reconverges. The lease then expires. */
-    snprintf(assertion, sizeof(assertion), "(&(modified=%lld)(extensions=%s))", tok->modified,
-             esc);
-    mods_init(&ms);
-    mods_str(&ms, LDAP_MOD_DELETE, "extensions", lease->value);
-    if (ms.oom) {
-        mods_cleanup(&ms);
-        return TPS_TDB_ENOMEM;
-    }
-    memset(&op, 0, sizeof(op));
-    op.dn = tok->dn;
-    op.mods = ms.ptrs;
-    op.assertion = assertion;
-    /* A lease taken over, or a record changed behind us, fails the assertion (122). Retrying
-     * after a lost answer may see the same although our first attempt removed it; all mean
-     * the lease is not ours to release any more, which is what the caller needs to know. */
-    rc = tps_ldap_conn_run(db->conn, modify_fn, &op, true, &lrc);
-    rc = map_result(db, rc, lrc, "release lease of", tok->dn);
-    mods_cleanup(&ms);
-    if (rc == TPS_TDB_ECONFLICT) {
-        tps_ldap_conn_seterr(db->conn, "lease %s was not held any more, or the record "
-                             "changed since our last write (it expires on its own)", lease->owner);
-        rc = TPS_TDB_ELEASE;
-    }
     if ((rc == TPS_TDB_OK || rc == TPS_TDB_ELEASE) && tok->lease_value != NULL &&
         strcmp(tok->lease_value, lease->value) == 0) {
         free(tok->lease_value);

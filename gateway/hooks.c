@@ -265,7 +265,10 @@ h_revoke_certs(void *db, struct fo_req *req, const char *sid, const char *cuid,
             snprintf(err, errlen, "certificate %s: CA revocation %s (%s)", c->serial,
                      tps_ca_outcome_name(res.outcome), res.msg);
             rc = TPS_EBACKEND;
-        } else if (tps_tokendb_cert_set_status(d->h, c->cn, "revoked") != TPS_TDB_OK) {
+        } else if (tps_tokendb_cert_set_status(d->h, c->cn,
+                                               reason == TPS_CA_REASON_CERTIFICATE_HOLD
+                                                   ? "revoked_on_hold"
+                                                   : "revoked") != TPS_TDB_OK) {
             snprintf(err, errlen, "certificate %s revoked at the CA, but not marked revoked in "
                      "the token DB: %s", c->serial, tps_tokendb_errmsg(d->h));
             rc = TPS_EDB;

@@ -69,7 +69,7 @@ struct tps_db_ops {
     enum tps_rc (*keychange_store)(void *db, struct tps_keychange_store *out);
     /* Format with op.format.<type>.revokeCert: revokes every active certificate the token DB
      * holds for the token read by token_get at CA connector ca_conn with reason 0..6, and marks
-     * each one revoked. req: the worker's libfailover handle; sid names the session. [out] *n:
+     * each one revoked (revoked_on_hold for reason 6). req: the worker's libfailover handle; sid names the session. [out] *n:
      * how many were revoked. TPS_OK; TPS_EBACKEND (a revocation failed: err names the serial;
      * the ones before it stay revoked and recorded), TPS_ECONFIG (no such CA connector),
      * TPS_EDB. May be NULL. */
